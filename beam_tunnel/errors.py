@@ -1,0 +1,230 @@
+"""The one error tree of beam_tunnel.
+
+Everything the library raises on purpose is a :class:`TunnelError`. Code that
+only wants to know whether trying again can help reads ``err.retriable``;
+code that reacts to a particular service answer catches the per-code class
+(``SequenceNumberMismatchError``) or compares ``err.code``. Nothing here
+matches on message text.
+
+Layers:
+
+* :class:`ServiceError` and its per-code subclasses: the service answered
+  with an error body. :func:`for_code` maps a code to its class and makes a
+  new subclass for codes it has never seen, so the code is never lost.
+* :class:`TransportError`: no usable answer arrived (connection refused or
+  reset, timeout, a 5xx with no parsable body).
+* :class:`ProtocolError`: an answer arrived but breaks the protocol (bad
+  MD5, unparsable protobuf). :class:`PlainBufferError` is the codec's own.
+* :class:`ConfigError`: bad arguments, raised before any request is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+__all__ = [
+    "TunnelError",
+    "ConfigError",
+    "TransportError",
+    "ProtocolError",
+    "PlainBufferError",
+    "ServiceError",
+    "ServerUnavailableError",
+    "ParameterInvalidError",
+    "TunnelExpiredError",
+    "PermissionDeniedError",
+    "AuthFailedError",
+    "ResourceGoneError",
+    "SequenceNumberMismatchError",
+    "TunnelExistError",
+    "ObjectNotExistError",
+    "for_code",
+]
+
+
+class TunnelError(Exception):
+    """Root of every error beam_tunnel raises.
+
+    Attributes:
+      code: the service error code (``OTSResourceGone``), or a client-side
+        pseudo-code (``OTSClientError``) when the service said nothing.
+      message: the human-readable text.
+      request_id: the ``x-ots-requestid`` of the failed call, when known.
+      http_status: the HTTP status of the failed call, when known.
+      retriable: True when the same call may succeed if sent again.
+    """
+
+    retriable = False
+    default_code = "OTSClientError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[str] = None,
+        request_id: Optional[str] = None,
+        http_status: Optional[int] = None,
+    ) -> None:
+        self.code = code or self.default_code
+        self.message = message
+        self.request_id = request_id
+        self.http_status = http_status
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [f"{self.code}: {self.message}"]
+        if self.http_status is not None:
+            parts.append(f"http_status={self.http_status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " ".join(parts)
+
+    def __reduce__(self):
+        # Keyword-only constructor arguments would otherwise be lost when a
+        # Beam worker pickles the error to report it.
+        cls = type(self)
+        # Classes made on the fly by for_code() are not importable by name.
+        importable = globals().get(cls.__name__) is cls
+        return (
+            _rebuild_error,
+            (cls if importable else None, self.message, self.code, self.request_id, self.http_status),
+        )
+
+
+def _rebuild_error(cls, message, code, request_id, http_status):
+    cls = cls or for_code(code)
+    return cls(message, code=code, request_id=request_id, http_status=http_status)
+
+
+class ConfigError(TunnelError, ValueError):
+    """An argument or setting is invalid; raised before anything is sent."""
+
+
+class TransportError(TunnelError):
+    """No usable answer arrived: refused, reset or timed-out connection, or a
+    5xx reply without an error body. Safe to retry for idempotent calls."""
+
+    retriable = True
+
+
+class ProtocolError(TunnelError):
+    """An answer arrived but violates the wire protocol (bad MD5, bad body)."""
+
+
+class PlainBufferError(ProtocolError, ValueError):
+    """Corrupt, truncated or checksum-failing PlainBuffer bytes.
+
+    Attributes:
+      offset: byte offset in the input where the problem was found.
+      cell: name of the cell being decoded, when inside one.
+    """
+
+    def __init__(self, message: str, *, offset: int, cell: Optional[str] = None) -> None:
+        self.offset = offset
+        self.cell = cell
+        where = f"at offset {offset}"
+        if cell is not None:
+            where += f" in cell {cell!r}"
+        super().__init__(f"{message} ({where})", code="OTSClientError")
+
+    def __reduce__(self):
+        return (_rebuild_plainbuffer_error, (self.message, self.offset, self.cell))
+
+
+def _rebuild_plainbuffer_error(message, offset, cell):
+    err = PlainBufferError.__new__(PlainBufferError)
+    TunnelError.__init__(err, message, code="OTSClientError")
+    err.offset, err.cell = offset, cell
+    return err
+
+
+class ServiceError(TunnelError):
+    """The service answered with an error body."""
+
+    default_code = "OTSServiceError"
+
+
+class ServerUnavailableError(ServiceError):
+    """The Tunnel Service is temporarily unavailable; retry with backoff."""
+
+    default_code = "OTSTunnelServerUnavailable"
+    retriable = True
+
+
+class ParameterInvalidError(ServiceError):
+    """A request parameter is invalid, or the tunnel itself is no longer valid."""
+
+    default_code = "OTSParameterInvalid"
+
+
+class TunnelExpiredError(ServiceError):
+    """The tunnel expired (for example its full phase outlived stream retention)."""
+
+    default_code = "OTSTunnelExpired"
+
+
+class PermissionDeniedError(ServiceError):
+    """The AccessKey may not perform this call."""
+
+    default_code = "OTSPermissionDenied"
+
+
+class AuthFailedError(ServiceError):
+    """The request signature, AccessKey or date was rejected."""
+
+    default_code = "OTSAuthFailed"
+
+
+class ResourceGoneError(ServiceError):
+    """This client's lease is gone (heartbeat timeout or version conflict);
+    reconnect with a new client id."""
+
+    default_code = "OTSResourceGone"
+
+
+class SequenceNumberMismatchError(ServiceError):
+    """A checkpoint's sequence number is not stored + 1; re-read the checkpoint."""
+
+    default_code = "OTSSequenceNumberNotMatch"
+
+
+class TunnelExistError(ServiceError):
+    """A tunnel with this name already exists on the table."""
+
+    default_code = "OTSTunnelExist"
+
+
+class ObjectNotExistError(ServiceError):
+    """The table or tunnel does not exist."""
+
+    default_code = "OTSObjectNotExist"
+
+
+_BY_CODE: Dict[str, Type[ServiceError]] = {
+    cls.default_code: cls
+    for cls in (
+        ServerUnavailableError,
+        ParameterInvalidError,
+        TunnelExpiredError,
+        PermissionDeniedError,
+        AuthFailedError,
+        ResourceGoneError,
+        SequenceNumberMismatchError,
+        TunnelExistError,
+        ObjectNotExistError,
+    )
+}
+
+
+def for_code(code: str) -> Type[ServiceError]:
+    """The error class for a service error code.
+
+    Unknown codes get a new :class:`ServiceError` subclass named after the code
+    (cached), so callers can still read and compare ``err.code``.
+    """
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        name = "".join(ch for ch in code if ch.isalnum()) or "Unknown"
+        cls = type(f"{name}Error", (ServiceError,), {"default_code": code, "__module__": __name__})
+        _BY_CODE[code] = cls
+    return cls

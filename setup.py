@@ -1,0 +1,50 @@
+"""Packaging for beam_tunnel."""
+
+import os
+
+from setuptools import find_packages, setup
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+with open(os.path.join(_HERE, "README.md"), encoding="utf-8") as readme:
+    _LONG_DESCRIPTION = readme.read()
+
+# The official tablestore SDK (used only by the tests, to prove the emulator is
+# wire-compatible) needs protobuf < 6, and proto-plus >= 1.28.3 needs
+# protobuf >= 6.33.5, so the test extra pins both to keep pip's resolver from
+# giving up. The library itself runs on protobuf 5.29+ and 6.x.
+_TEST_REQUIRES = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "tablestore==6.4.8",
+    "protobuf>=5.29,<6",
+    "proto-plus<1.28.3",
+]
+
+setup(
+    name="beam_tunnel",
+    version="0.1.0",
+    description="Tablestore Tunnel Service client, emulator and Apache Beam source",
+    long_description=_LONG_DESCRIPTION,
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["beam_tunnel", "beam_tunnel.*"]),
+    package_data={"beam_tunnel.protocol": ["*.proto"]},
+    install_requires=[
+        "apache-beam>=2.60,<3",
+        "protobuf>=5.29,<7",
+        "requests>=2.28",
+    ],
+    extras_require={
+        "test": _TEST_REQUIRES,
+        # grpcio-tools 1.71 bundles protoc 29, whose generated code runs on
+        # protobuf 5.29 and later.
+        "dev": _TEST_REQUIRES + ["grpcio-tools>=1.71,<1.72"],
+    },
+    entry_points={"console_scripts": ["beam-tunnel=beam_tunnel.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)
