@@ -26,6 +26,7 @@ __all__ = [
     "TunnelError",
     "ConfigError",
     "TransportError",
+    "RequestNotSentError",
     "ProtocolError",
     "PlainBufferError",
     "ServiceError",
@@ -105,6 +106,12 @@ class TransportError(TunnelError):
     5xx reply without an error body. Safe to retry for idempotent calls."""
 
     retriable = True
+
+
+class RequestNotSentError(TransportError):
+    """The request never left this machine (name lookup failed, connection
+    refused, connect timeout), so the service cannot have acted on it: safe
+    to retry for every call, idempotent or not."""
 
 
 class ProtocolError(TunnelError):
