@@ -173,7 +173,8 @@ def is_stream_token(token: Optional[str]) -> bool:
 _ITERATOR_MAGIC = b"BTI"
 _ITERATOR_FORMAT = 1
 _HAS_POSITION = 0x01
-_POSITION = struct.Struct("<iqi")  # epoch, write time µs, row index
+# epoch, write time µs, row index; unsigned epoch and index, as PlainBuffer reads them
+_POSITION = struct.Struct("<IqI")
 _LENGTH = struct.Struct("<H")
 _CRC = struct.Struct("<I")
 
@@ -206,7 +207,7 @@ def encode_stream_iterator(iterator: StreamIterator) -> str:
     """The iterator string (base64 of the binary layout below).
 
     Layout: ``"BTI"``, format byte, u16 length + stream id, u16 length + shard
-    id, flags byte, [int32 epoch, int64 timestamp µs, int32 row index], and a
+    id, flags byte, [uint32 epoch, int64 timestamp µs, uint32 row index], and a
     CRC-32 of everything before it, all little-endian.
     """
     body = bytearray(_ITERATOR_MAGIC)
