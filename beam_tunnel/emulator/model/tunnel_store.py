@@ -1,0 +1,324 @@
+"""Tunnel Service state as records, and their SQLite tables.
+
+Three tables, owned by this module (DDL below): tunnels, channels and client
+leases. One :class:`TunnelState` holds a tunnel with its channels and
+clients, loaded inside a transaction, changed by the pure rules in
+``channels.py`` and written back with :meth:`TunnelState.save`, which writes
+only the records that changed. Nothing here decides behaviour.
+
+Status values are the wire strings; ``WAIT`` is stored for a channel that was
+never opened (it may or may not be blocked by predecessors, see
+``channels.is_blocked``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import sqlite3
+from typing import Dict, Iterable, List, Optional, Tuple
+
+__all__ = [
+    "WAIT",
+    "OPEN",
+    "CLOSING",
+    "CLOSE",
+    "TERMINATED",
+    "BASE",
+    "STREAM",
+    "BASE_AND_STREAM",
+    "STAGE_INIT",
+    "STAGE_BASE",
+    "STAGE_STREAM",
+    "TUNNEL_DDL",
+    "TunnelRecord",
+    "ChannelRecord",
+    "ClientRecord",
+    "TunnelState",
+    "load_tunnel",
+    "load_state",
+    "find_tunnel",
+    "list_tunnels",
+    "delete_tunnel",
+    "delete_table_tunnels",
+]
+
+WAIT, OPEN, CLOSING, CLOSE, TERMINATED = "WAIT", "OPEN", "CLOSING", "CLOSE", "TERMINATED"
+# Channel kinds and tunnel types, as the wire spells them.
+BASE, STREAM, BASE_AND_STREAM = "BaseData", "Stream", "BaseAndStream"
+STAGE_INIT = "InitBaseDataAndStreamShard"
+STAGE_BASE = "ProcessBaseData"
+STAGE_STREAM = "ProcessStream"
+
+TUNNEL_DDL = """
+CREATE TABLE IF NOT EXISTS tunnel_tunnels (
+    tunnel_id   TEXT PRIMARY KEY,
+    table_name  TEXT NOT NULL,
+    tunnel_name TEXT NOT NULL,
+    tunnel_type TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    create_us   INTEGER NOT NULL,
+    stream_id   TEXT NOT NULL,
+    start_flag  INTEGER,
+    start_ns    INTEGER NOT NULL,
+    end_ns      INTEGER NOT NULL,
+    expired     INTEGER NOT NULL,
+    UNIQUE (table_name, tunnel_name)
+);
+CREATE TABLE IF NOT EXISTS tunnel_channels (
+    tunnel_id    TEXT NOT NULL,
+    channel_id   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    partition_id TEXT NOT NULL,
+    parents      TEXT NOT NULL,
+    range_start  BLOB,
+    range_end    BLOB,
+    status       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    owner        TEXT,
+    checkpoint   TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    suspended    INTEGER NOT NULL,
+    PRIMARY KEY (tunnel_id, channel_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tunnel_clients (
+    client_id    TEXT PRIMARY KEY,
+    tunnel_id    TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    timeout_us   INTEGER NOT NULL,
+    connected_us INTEGER NOT NULL,
+    last_seen_us INTEGER NOT NULL,
+    gone_us      INTEGER,
+    gone_reason  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tunnel_clients_by_tunnel ON tunnel_clients (tunnel_id);
+"""
+
+
+@dataclasses.dataclass
+class TunnelRecord:
+    """A tunnel. Times are µs (create) and ns (offsets, 0 = unset) since the epoch."""
+
+    tunnel_id: str
+    table_name: str
+    tunnel_name: str
+    tunnel_type: str
+    stage: str
+    create_us: int
+    stream_id: str
+    start_flag: Optional[int]
+    start_ns: int
+    end_ns: int
+    expired: bool
+
+    @property
+    def has_base(self) -> bool:
+        return self.tunnel_type in (BASE, BASE_AND_STREAM)
+
+    @property
+    def has_stream(self) -> bool:
+        return self.tunnel_type in (STREAM, BASE_AND_STREAM)
+
+
+@dataclasses.dataclass
+class ChannelRecord:
+    """One channel of a tunnel.
+
+    Attributes:
+      kind: ``BaseData`` or ``Stream``.
+      partition_id: the partition it reads (its key range for base channels,
+        its log for stream channels).
+      parents: channel ids that must be TERMINATED before this one opens.
+      range_start, range_end: PlainBuffer primary keys bounding a base
+        channel's range (None = open end); None for stream channels.
+      status: stored status (see module doc); version: bumped on every
+        server-side transition; owner: the client holding it, or None.
+      checkpoint, sequence: the last checkpoint (the initial token and 0
+        until the first one).
+      count: records read through the channel as of the last checkpoint (or
+        of the read that finished it).
+      suspended: set by Schedule CLOSING; never assigned while set.
+    """
+
+    tunnel_id: str
+    channel_id: str
+    kind: str
+    partition_id: str
+    parents: Tuple[str, ...]
+    range_start: Optional[bytes]
+    range_end: Optional[bytes]
+    status: str
+    version: int
+    owner: Optional[str]
+    checkpoint: str
+    sequence: int
+    count: int
+    suspended: bool
+
+
+@dataclasses.dataclass
+class ClientRecord:
+    """A connected client's lease. ``gone_us`` is set once it ended."""
+
+    client_id: str
+    tunnel_id: str
+    tag: str
+    timeout_us: int
+    connected_us: int
+    last_seen_us: int
+    gone_us: Optional[int] = None
+    gone_reason: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.gone_us is None
+
+
+_TUNNEL_COLUMNS = [f.name for f in dataclasses.fields(TunnelRecord)]
+_CHANNEL_COLUMNS = [f.name for f in dataclasses.fields(ChannelRecord)]
+_CLIENT_COLUMNS = [f.name for f in dataclasses.fields(ClientRecord)]
+
+
+def _tunnel_from_row(row) -> TunnelRecord:
+    record = TunnelRecord(*row)
+    record.expired = bool(record.expired)
+    return record
+
+
+def _channel_from_row(row) -> ChannelRecord:
+    record = ChannelRecord(*row)
+    record.parents = tuple(json.loads(record.parents))
+    record.suspended = bool(record.suspended)
+    return record
+
+
+def _channel_values(record: ChannelRecord) -> list:
+    values = [getattr(record, name) for name in _CHANNEL_COLUMNS]
+    values[_CHANNEL_COLUMNS.index("parents")] = json.dumps(list(record.parents))
+    values[_CHANNEL_COLUMNS.index("suspended")] = int(record.suspended)
+    return values
+
+
+def _upsert(conn: sqlite3.Connection, table: str, columns: List[str], values: list) -> None:
+    marks = ", ".join("?" for _ in columns)
+    conn.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
+
+
+class TunnelState:
+    """A tunnel with its channels and clients, as loaded in one transaction."""
+
+    def __init__(
+        self,
+        tunnel: TunnelRecord,
+        channels: Iterable[ChannelRecord] = (),
+        clients: Iterable[ClientRecord] = (),
+        *,
+        stored: bool = False,
+    ) -> None:
+        self.tunnel = tunnel
+        self.channels: Dict[str, ChannelRecord] = {c.channel_id: c for c in channels}
+        self.clients: Dict[str, ClientRecord] = {c.client_id: c for c in clients}
+        # Snapshots of what storage holds, to write back only what changed.
+        self._saved = copy.deepcopy((tunnel, self.channels, self.clients)) if stored else (None, {}, {})
+
+    def live_clients(self) -> List[ClientRecord]:
+        """Alive clients in connection order (the balancer's stable order)."""
+        alive = [c for c in self.clients.values() if c.alive]
+        return sorted(alive, key=lambda c: (c.connected_us, c.client_id))
+
+    def sorted_channels(self) -> List[ChannelRecord]:
+        """Base channels first, then stream channels, each by id."""
+        return sorted(self.channels.values(), key=lambda c: (c.kind != BASE, c.channel_id))
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Write every record that differs from what was loaded."""
+        saved_tunnel, saved_channels, saved_clients = self._saved
+        if self.tunnel != saved_tunnel:
+            values = [getattr(self.tunnel, name) for name in _TUNNEL_COLUMNS]
+            values[_TUNNEL_COLUMNS.index("expired")] = int(self.tunnel.expired)
+            _upsert(conn, "tunnel_tunnels", _TUNNEL_COLUMNS, values)
+        for channel_id, channel in self.channels.items():
+            if saved_channels.get(channel_id) != channel:
+                _upsert(conn, "tunnel_channels", _CHANNEL_COLUMNS, _channel_values(channel))
+        for client_id, client in self.clients.items():
+            if saved_clients.get(client_id) != client:
+                _upsert(conn, "tunnel_clients", _CLIENT_COLUMNS, [getattr(client, n) for n in _CLIENT_COLUMNS])
+        self._saved = copy.deepcopy((self.tunnel, self.channels, self.clients))
+
+
+def load_tunnel(conn: sqlite3.Connection, tunnel_id: str) -> Optional[TunnelRecord]:
+    """The tunnel with this id, or None."""
+    row = conn.execute(
+        f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels WHERE tunnel_id = ?", (tunnel_id,)
+    ).fetchone()
+    return _tunnel_from_row(row) if row else None
+
+
+def find_tunnel(conn: sqlite3.Connection, table_name: str, tunnel_name: str) -> Optional[TunnelRecord]:
+    """The tunnel named ``tunnel_name`` on ``table_name``, or None."""
+    row = conn.execute(
+        f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels WHERE table_name = ? AND tunnel_name = ?",
+        (table_name, tunnel_name),
+    ).fetchone()
+    return _tunnel_from_row(row) if row else None
+
+
+def list_tunnels(conn: sqlite3.Connection, table_name: Optional[str]) -> List[TunnelRecord]:
+    """Tunnels of one table (or of all tables when None), by creation time."""
+    sql = f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels"
+    args: tuple = ()
+    if table_name is not None:
+        sql += " WHERE table_name = ?"
+        args = (table_name,)
+    rows = conn.execute(sql + " ORDER BY create_us, tunnel_id", args).fetchall()
+    return [_tunnel_from_row(row) for row in rows]
+
+
+def load_channel(conn: sqlite3.Connection, tunnel_id: str, channel_id: str) -> Optional[ChannelRecord]:
+    """One channel, or None."""
+    row = conn.execute(
+        f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM tunnel_channels WHERE tunnel_id = ? AND channel_id = ?",
+        (tunnel_id, channel_id),
+    ).fetchone()
+    return _channel_from_row(row) if row else None
+
+
+def load_client(conn: sqlite3.Connection, client_id: str) -> Optional[ClientRecord]:
+    """One client lease, or None."""
+    row = conn.execute(
+        f"SELECT {', '.join(_CLIENT_COLUMNS)} FROM tunnel_clients WHERE client_id = ?", (client_id,)
+    ).fetchone()
+    return ClientRecord(*row) if row else None
+
+
+def load_state(conn: sqlite3.Connection, tunnel: TunnelRecord) -> TunnelState:
+    """The tunnel's channels and clients."""
+    channels = [
+        _channel_from_row(row)
+        for row in conn.execute(
+            f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM tunnel_channels WHERE tunnel_id = ?", (tunnel.tunnel_id,)
+        )
+    ]
+    clients = [
+        ClientRecord(*row)
+        for row in conn.execute(
+            f"SELECT {', '.join(_CLIENT_COLUMNS)} FROM tunnel_clients WHERE tunnel_id = ?", (tunnel.tunnel_id,)
+        )
+    ]
+    return TunnelState(tunnel, channels, clients, stored=True)
+
+
+def delete_tunnel(conn: sqlite3.Connection, tunnel_id: str) -> None:
+    """Remove a tunnel with its channels and clients."""
+    for table in ("tunnel_channels", "tunnel_clients", "tunnel_tunnels"):
+        conn.execute(f"DELETE FROM {table} WHERE tunnel_id = ?", (tunnel_id,))
+
+
+def delete_table_tunnels(conn: sqlite3.Connection, table_name: str) -> int:
+    """Remove every tunnel of a table; returns how many there were."""
+    ids = [row[0] for row in conn.execute("SELECT tunnel_id FROM tunnel_tunnels WHERE table_name = ?", (table_name,))]
+    for tunnel_id in ids:
+        delete_tunnel(conn, tunnel_id)
+    return len(ids)
