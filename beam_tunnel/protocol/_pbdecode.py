@@ -1,0 +1,304 @@
+"""The PlainBuffer decoder's hot loop (see plainbuffer.py for the format and
+the public functions).
+
+Written for speed, because every tunnel record passes through it:
+
+* one long function: a helper call per cell costs as much as the cell's work;
+* tags are literals with their name in a comment (a global lookup per tag
+  costs more than the comparison);
+* ``struct.Struct`` unpackers read a field and the tag after it in one call;
+* column names repeat in every row, so their text and CRC are cached, and
+  so is the CRC of cell timestamps;
+* bounds are mostly checked by Python itself: an ``IndexError`` or
+  ``struct.error`` means the input ended inside a field. Slices never fail,
+  so every length-prefixed slice is checked explicitly.
+
+Raises only :class:`Failure`, which the public functions turn into a
+``PlainBufferError``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Optional, Tuple
+
+from beam_tunnel.protocol._crc8 import CRC8_TABLE, crc8
+from beam_tunnel.protocol.rows import AUTO_INCREMENT, INF_MAX, INF_MIN, Cell, CellOp, Row, SequenceInfo
+
+HEADER = b"\x75\x00\x00\x00"
+
+
+class Failure(Exception):
+    """Why decoding stopped: message, absolute offset, cell name if inside one."""
+
+    def __init__(self, message: str, offset: int, cell: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.cell = cell
+
+
+_TAG_U32 = struct.Struct("<BI").unpack_from  # a tag, then a uint32
+_U32 = struct.Struct("<I").unpack_from
+_I64_TAG = struct.Struct("<qB").unpack_from  # an int64, then the next tag
+_F64_TAG = struct.Struct("<dB").unpack_from  # a double, then the next tag
+# SEQ_INFO body: EPOCH u32, TS i64, ROW_INDEX u32, each behind its tag.
+_SEQ_BODY = struct.Struct("<BIBqBI")
+_SEQ_TAGS = (0x0D, 0x0E, 0x0F)
+
+_OPS_BY_BYTE: Dict[int, CellOp] = {
+    int(CellOp.DELETE_ALL_VERSIONS): CellOp.DELETE_ALL_VERSIONS,
+    int(CellOp.DELETE_ONE_VERSION): CellOp.DELETE_ONE_VERSION,
+    int(CellOp.INCREMENT): CellOp.INCREMENT,
+}
+
+# Bounded so hostile input cannot grow it forever; dict get/set are atomic,
+# so threads may share it.
+_NAME_CACHE: Dict[bytes, Tuple[str, int]] = {}
+_NAME_CACHE_MAX = 4096
+
+# A cell's timestamp is usually shared by all its row's cells (one write), so
+# its CRC is cached too. CRC-8 without init or final XOR is linear:
+# crc(state, ts bytes) == _SHIFT8[state] ^ crc(0, ts bytes), where _SHIFT8
+# feeds a state through 8 zero bytes.
+_TIMESTAMP_CRCS: Dict[int, int] = {}
+_TIMESTAMP_CACHE_MAX = 4096
+_PACK_I64 = struct.Struct("<q").pack
+
+
+def _shift_table(zero_bytes: int) -> List[int]:
+    table = []
+    for state in range(256):
+        for _ in range(zero_bytes):
+            state = CRC8_TABLE[state]
+        table.append(state)
+    return table
+
+
+_SHIFT8 = _shift_table(8)
+
+_new_tuple = tuple.__new__
+
+
+def _name_entry(raw: bytes) -> Tuple[str, int]:
+    entry = (raw.decode("utf-8"), crc8(0, raw))
+    if len(_NAME_CACHE) >= _NAME_CACHE_MAX:
+        _NAME_CACHE.clear()
+    _NAME_CACHE[raw] = entry
+    return entry
+
+
+def _timestamp_entry(timestamp: int) -> int:
+    crc = crc8(0, _PACK_I64(timestamp))
+    if len(_TIMESTAMP_CRCS) >= _TIMESTAMP_CACHE_MAX:
+        _TIMESTAMP_CRCS.clear()
+    _TIMESTAMP_CRCS[timestamp] = crc
+    return crc
+
+
+def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
+    """Decode header + rows.
+
+    Args:
+      data: the input, starting with the header.
+      pk_optional: accept rows with no ROW_PK tag or no key cells (a tunnel
+        record's before-image).
+      single: expect exactly one row and nothing after it.
+
+    Raises:
+      Failure: whatever is wrong, with its offset.
+    """
+    size = len(data)
+    if size < 4 or data[:4] != HEADER:
+        if not size:
+            raise Failure("empty input, expected a PlainBuffer header", 0)
+        raise Failure(f"bad header {data[:4].hex()}, expected 75000000", 0)
+    table = CRC8_TABLE
+    tag_u32 = _TAG_U32
+    u32 = _U32
+    i64_tag = _I64_TAG
+    f64_tag = _F64_TAG
+    names_get = _NAME_CACHE.get
+    new = _new_tuple
+    put = CellOp.PUT
+    shift8 = _SHIFT8
+    timestamp_crcs_get = _TIMESTAMP_CRCS.get
+    rows: List[Row] = []
+    pos = 4
+    name = None
+    try:
+        while pos < size:
+            row_start = pos
+            keys: list = []
+            cells: list = []
+            row_crc = 0
+            in_keys = True
+            tag = data[pos]
+            if tag == 1:  # ROW_PK
+                pos += 1
+                tag = data[pos]
+            elif not pk_optional:
+                raise Failure(f"expected ROW_PK (0x01) at the start of a row, found 0x{tag:02x}", pos)
+            elif tag == 3:
+                raise Failure("cell before ROW_DATA in a row without ROW_PK", pos)
+            while True:
+                if tag == 3:  # CELL, then CELL_NAME len32 name
+                    cell_start = pos
+                    name_tag, length = tag_u32(data, pos + 1)
+                    if name_tag != 4:
+                        raise Failure(f"expected CELL_NAME (0x04) after CELL, found 0x{name_tag:02x}", pos + 1)
+                    pos += 6
+                    end = pos + length
+                    if end > size:
+                        raise Failure(f"cell name of {length} bytes runs past the end ({size} bytes)", pos - 4)
+                    raw = data[pos:end]
+                    name, crc = names_get(raw) or _name_entry(raw)
+                    pos = end
+                    tag = data[pos]
+                    value = None
+                    if tag == 5:  # CELL_VALUE len32 (not checked, as in the SDKs) type payload
+                        start = pos + 5
+                        kind = data[start]
+                        if kind == 3:  # STRING
+                            (length,) = u32(data, start + 1)
+                            pos = start + 5 + length
+                            if pos > size:
+                                raise Failure(f"string of {length} bytes runs past the end", start + 1, name)
+                            value = data[start + 5 : pos].decode("utf-8")
+                            tag = data[pos]
+                        elif kind == 0:  # INTEGER
+                            value, tag = i64_tag(data, start + 1)
+                            pos = start + 9
+                        elif kind == 1:  # DOUBLE
+                            value, tag = f64_tag(data, start + 1)
+                            pos = start + 9
+                        elif kind == 7:  # BLOB
+                            (length,) = u32(data, start + 1)
+                            pos = start + 5 + length
+                            if pos > size:
+                                raise Failure(f"blob of {length} bytes runs past the end", start + 1, name)
+                            value = data[start + 5 : pos]
+                            tag = data[pos]
+                        elif kind == 2:  # BOOLEAN
+                            value = data[start + 1] != 0
+                            pos = start + 2
+                            tag = data[pos]
+                        elif kind == 9:
+                            value = INF_MIN
+                            pos = start + 1
+                            tag = data[pos]
+                        elif kind == 10:
+                            value = INF_MAX
+                            pos = start + 1
+                            tag = data[pos]
+                        elif kind == 11:
+                            value = AUTO_INCREMENT
+                            pos = start + 1
+                            tag = data[pos]
+                        else:
+                            raise Failure(f"unknown value type 0x{kind:02x}", start, name)
+                        if kind == 2:
+                            # The checksum takes the boolean as 0/1, whatever byte was sent.
+                            crc = table[table[crc ^ 2] ^ value]
+                        else:
+                            for byte in data[start:pos]:
+                                crc = table[crc ^ byte]
+                    op = put
+                    if tag == 6:  # CELL_TYPE
+                        op_byte = data[pos + 1]
+                        op = _OPS_BY_BYTE.get(op_byte)
+                        if op is None:
+                            raise Failure(f"unknown cell type 0x{op_byte:02x}", pos + 1, name)
+                        pos += 2
+                        tag = data[pos]
+                    timestamp = None
+                    if tag == 7:  # CELL_TIMESTAMP
+                        timestamp, tag = i64_tag(data, pos + 1)
+                        ts_crc = timestamp_crcs_get(timestamp)
+                        if ts_crc is None:
+                            ts_crc = _timestamp_entry(timestamp)
+                        crc = shift8[crc] ^ ts_crc
+                        pos += 9
+                    if op:
+                        # The checksum takes the op after the timestamp; the wire, before.
+                        crc = table[crc ^ op_byte]
+                    if tag != 10:  # CELL_CHECKSUM
+                        raise Failure(f"expected CELL_CHECKSUM (0x0a), found 0x{tag:02x}", pos, name)
+                    stored = data[pos + 1]
+                    if stored != crc:
+                        raise Failure(f"cell checksum mismatch: stored 0x{stored:02x}, computed 0x{crc:02x}", pos + 1, name)
+                    row_crc = table[row_crc ^ crc]
+                    pos += 2
+                    if not in_keys:
+                        cells.append(new(Cell, (name, value, timestamp, op)))
+                    elif value is None or op or timestamp is not None:
+                        raise Failure("a primary-key cell needs a value and no cell type or timestamp", cell_start, name)
+                    else:
+                        keys.append((name, value))
+                    name = None
+                    tag = data[pos]
+                elif tag == 2 and in_keys:  # ROW_DATA
+                    in_keys = False
+                    pos += 1
+                    tag = data[pos]
+                else:
+                    break
+            deleted = tag == 8  # DELETE_ROW_MARKER
+            if deleted:
+                pos += 1
+                tag = data[pos]
+            sequence = None
+            if tag == 11:  # EXTENSION
+                pos, sequence = _decode_extension(data, pos)
+                tag = data[pos]
+            if tag != 9:  # ROW_CHECKSUM
+                raise Failure(f"expected ROW_CHECKSUM (0x09), found 0x{tag:02x}", pos)
+            row_crc = table[row_crc ^ deleted]
+            stored = data[pos + 1]
+            if stored != row_crc:
+                raise Failure(f"row checksum mismatch: stored 0x{stored:02x}, computed 0x{row_crc:02x}", pos + 1)
+            pos += 2
+            if not keys and not pk_optional:
+                raise Failure("row has no primary-key cells", row_start)
+            rows.append(new(Row, (tuple(keys), tuple(cells), deleted, sequence)))
+            if single:
+                if pos != size:
+                    raise Failure(f"{size - pos} unexpected bytes after the row", pos)
+                break
+    except (IndexError, struct.error):
+        raise Failure(f"input ends inside a field ({size} bytes in all)", min(pos, size), name) from None
+    except UnicodeDecodeError as err:
+        raise Failure(f"text is not valid UTF-8 ({err.reason})", pos, name) from None
+    if single and not rows:
+        raise Failure("no row after the header", 4)
+    return rows
+
+
+def _decode_extension(data: bytes, pos: int) -> Tuple[int, Optional[SequenceInfo]]:
+    """Read the EXTENSION at ``pos``; return the position after it and the
+    sequence info, if any. Blocks with unknown tags are skipped by length."""
+    (length,) = _U32(data, pos + 1)
+    cursor = pos + 5
+    end = cursor + length
+    if end > len(data):
+        raise Failure(f"extension of {length} bytes runs past the end", pos)
+    sequence = None
+    while cursor < end:
+        block_tag, block_length = _TAG_U32(data, cursor)
+        body = cursor + 5
+        block_end = body + block_length
+        if block_end > end:
+            raise Failure(f"extension block 0x{block_tag:02x} of {block_length} bytes runs past the extension", cursor)
+        if block_tag == 0x0C:  # SEQ_INFO
+            if block_length < _SEQ_BODY.size:
+                raise Failure(f"sequence info of {block_length} bytes, expected {_SEQ_BODY.size}", cursor)
+            tag_epoch, epoch, tag_ts, timestamp, tag_index, row_index = _SEQ_BODY.unpack_from(data, body)
+            if (tag_epoch, tag_ts, tag_index) != _SEQ_TAGS:
+                raise Failure(
+                    f"sequence info tags are 0x{tag_epoch:02x} 0x{tag_ts:02x} 0x{tag_index:02x},"
+                    " expected 0x0d 0x0e 0x0f",
+                    body,
+                )
+            sequence = _new_tuple(SequenceInfo, (epoch, timestamp, row_index))
+        cursor = block_end
+    return end, sequence
