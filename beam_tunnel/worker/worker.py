@@ -1,0 +1,485 @@
+"""TunnelWorker: read a tunnel with plain threads, as the Java and Go SDKs do.
+
+Status: experimental; the API may change.
+
+One worker is one client of the tunnel. The service spreads a tunnel's
+channels over all its clients, so running several workers (threads,
+processes or machines) on one tunnel is how reading scales out, and a
+worker that dies has its channels moved to the others after the heartbeat
+timeout.
+
+Threads (each a named daemon, see ``_heartbeater`` and ``_channel_reader``):
+
+* ``TunnelWorker-heartbeat``: connects, heartbeats every
+  ``heartbeat_interval_s`` and merges each answer with the pure state
+  machine (:mod:`beam_tunnel.worker.channels`); starts and stops readers;
+  after a lost lease (OTSResourceGone, or no answered heartbeat within
+  ``heartbeat_timeout_s``) stops every reader and reconnects with a new
+  client id after a random delay.
+* ``TunnelWorker-read-<channel>`` and ``TunnelWorker-fetch-<channel>`` per
+  owned channel: the fetch loop reads ahead into a bounded queue, the read
+  loop calls the processor and checkpoints.
+
+Usage::
+
+    from beam_tunnel.client import TunnelClient
+    from beam_tunnel.worker import TunnelWorker, WorkerConfig
+
+    def process(records, context):
+        for record in records:
+            print(context.channel_id, record.to_dict())
+
+    client = TunnelClient("http://127.0.0.1:8800", "demo", "id", "secret")
+    with TunnelWorker(client, tunnel_id, process, WorkerConfig(checkpoint_interval_s=5)) as worker:
+        worker.join()  # until stop() from another thread, or a fatal error
+
+See :mod:`beam_tunnel.worker.processor` for the delivery contract
+(at-least-once, per-channel order, duplicates bounded by the checkpoint
+interval).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
+
+from beam_tunnel.errors import (
+    AuthFailedError,
+    ConfigError,
+    ObjectNotExistError,
+    ParameterInvalidError,
+    PermissionDeniedError,
+    ResourceGoneError,
+    TunnelError,
+    TunnelExpiredError,
+)
+from beam_tunnel.worker._channel_reader import _CHANNEL_FATAL_ERRORS, _ChannelReader
+from beam_tunnel.worker._heartbeater import _Heartbeater
+from beam_tunnel.worker._limit import _ParallelismLimit
+from beam_tunnel.worker.channels import (
+    ChannelState,
+    heartbeat_channels,
+    mark_finished,
+    mark_reading,
+    mark_stopped,
+    merge_heartbeat,
+)
+from beam_tunnel.worker.config import WorkerConfig
+from beam_tunnel.worker.processor import _as_processor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from beam_tunnel.client.tunnel_client import TunnelClient
+
+__all__ = ["TunnelWorker"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_FATAL_ERRORS = (
+    ParameterInvalidError,  # the SDKs' "tunnel invalid": the worker halts
+    TunnelExpiredError,
+    PermissionDeniedError,
+    AuthFailedError,  # a wrong AccessKey will not fix itself
+    ObjectNotExistError,  # the tunnel (or its table) was deleted
+    ConfigError,
+)
+"""Errors of Connect and Heartbeat that stop the worker for good."""
+
+# After a failed ConnectTunnel (the client already retried what is safe to
+# retry), wait at least this long so an outage does not become a hot loop.
+_MIN_CONNECT_RETRY_S = 0.5
+
+
+class TunnelWorker:
+    """A client of one tunnel that reads its channels and hands records to user code.
+
+    Args:
+      client: a :class:`~beam_tunnel.client.TunnelClient`; shared by all the
+        worker's threads, not closed by the worker.
+      tunnel_id: the tunnel to read (``describe_tunnel(...).tunnel.tunnel_id``).
+      processor: a :class:`~beam_tunnel.worker.ChannelProcessor`, an object
+        with ``process(records, context)`` (and optionally
+        ``shutdown(context)``), or a plain callable ``(records, context)``.
+      config: a :class:`~beam_tunnel.worker.WorkerConfig`; default: the
+        SDKs' defaults.
+
+    Raises:
+      ConfigError: naming a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: "TunnelClient",
+        tunnel_id: str,
+        processor,
+        config: Optional[WorkerConfig] = None,
+        *,
+        _clock: Callable[[], float] = time.monotonic,
+        _rng: Optional[random.Random] = None,
+    ) -> None:
+        if not isinstance(tunnel_id, str) or not tunnel_id:
+            raise ConfigError(f"tunnel_id must be a non-empty string, got {tunnel_id!r}")
+        for method in ("connect", "heartbeat", "get_checkpoint", "read_records", "checkpoint", "shutdown"):
+            if not callable(getattr(client, method, None)):
+                raise ConfigError(f"client must be a TunnelClient, got {client!r} (no {method}())")
+        if config is None:
+            config = WorkerConfig()
+        elif not isinstance(config, WorkerConfig):
+            raise ConfigError(f"config must be a WorkerConfig, got {config!r}")
+        self._client = client
+        self._tunnel_id = tunnel_id
+        self._processor = _as_processor(processor)
+        self._config = config
+        self._clock = _clock
+        self._rng = _rng or random.Random()
+        self._limit = _ParallelismLimit(config.max_channel_parallelism)
+        self._heartbeater = _Heartbeater(self)
+
+        self._lock = threading.Lock()
+        self._started = False
+        self._closing = False
+        self._done = threading.Event()
+        self._error: Optional[BaseException] = None
+        # Lease state, replaced wholesale on every (re)connect.
+        self._client_id: Optional[str] = None
+        self._timer = config.heartbeat_timer()
+        self._table: Dict[str, ChannelState] = {}
+        self._report_due = False
+        # The reader that currently owns each channel, and every reader not
+        # yet exited (including ones told to stop).
+        self._readers: Dict[str, _ChannelReader] = {}
+        self._live: Set[_ChannelReader] = set()
+
+    def __repr__(self) -> str:
+        return f"TunnelWorker(tunnel_id={self._tunnel_id!r}, client_id={self._client_id!r})"
+
+    # ---- public API ---------------------------------------------------------------
+
+    @property
+    def tunnel_id(self) -> str:
+        return self._tunnel_id
+
+    @property
+    def config(self) -> WorkerConfig:
+        return self._config
+
+    @property
+    def client_id(self) -> Optional[str]:
+        """The current client id; None before connecting and while reconnecting."""
+        return self._client_id
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        """The error that stopped the worker, or None."""
+        return self._error
+
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the worker has stopped."""
+        return self._started and not self._done.is_set()
+
+    def channels(self) -> Dict[str, ChannelState]:
+        """A snapshot of the channels this client holds, by id."""
+        with self._lock:
+            return dict(self._table)
+
+    def start(self) -> None:
+        """Connect and start reading, in the background. Returns at once.
+
+        Raises:
+          ConfigError: if the worker was started before (build a new one).
+        """
+        with self._lock:
+            if self._started:
+                raise ConfigError(f"{self!r} was already started; a TunnelWorker runs once")
+            self._started = True
+        _LOGGER.info("[worker] starting on tunnel %s", self._tunnel_id)
+        self._heartbeater.start()
+
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Stop gracefully: stop every reader after its batch in hand,
+        checkpoint what was acknowledged, then ShutdownTunnel so the service
+        hands the channels to other clients at once. Idempotent; safe from a
+        processor callback.
+
+        Args:
+          timeout: seconds to wait for the shutdown; None waits until done.
+
+        Returns:
+          True when the worker has stopped. Called from a processor callback
+          it returns False at once: the shutdown, which waits for that
+          callback, goes on in the background.
+        """
+        if self._on_reader_thread():
+            threading.Thread(
+                name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(True,), daemon=True
+            ).start()
+            return False
+        self._begin_shutdown(graceful=True)
+        return self._done.wait(timeout)
+
+    def abort(self) -> None:
+        """Stop like a crash: no final checkpoint, no ShutdownTunnel.
+
+        The service gives this client's channels to others only after the
+        heartbeat timeout, and they resume from the last periodic checkpoint
+        (duplicates, never loss). Useful to test failover; waits until the
+        threads are gone (a callback in progress finishes first), except
+        when called from a processor callback.
+        """
+        if self._on_reader_thread():
+            threading.Thread(
+                name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(False,), daemon=True
+            ).start()
+            return
+        self._begin_shutdown(graceful=False)
+        self._done.wait()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the worker stops.
+
+        Returns:
+          True if it stopped, False if ``timeout`` seconds passed first.
+
+        Raises:
+          TunnelError: the fatal error that stopped the worker.
+        """
+        stopped = self._done.wait(timeout)
+        if stopped and self._error is not None:
+            raise self._error
+        return stopped
+
+    def __enter__(self) -> "TunnelWorker":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _on_reader_thread(self) -> bool:
+        with self._lock:
+            return any(reader.owns_current_thread() for reader in self._live)
+
+    # ---- the heartbeat thread's policy ------------------------------------------------
+
+    def _heartbeat_tick(self) -> Optional[float]:
+        """One step of the lease; the seconds until the next, None when done."""
+        try:
+            if self._closing:
+                return None
+            if self._client_id is None:
+                return self._connect()
+            return self._heartbeat()
+        except Exception as err:  # a bug; never let the lease die silently
+            _LOGGER.exception("[heartbeat] unexpected error")
+            self._fail(err)
+            return None
+
+    def _connect(self) -> Optional[float]:
+        timer = self._config.heartbeat_timer()
+        try:
+            client_id = self._client.connect(self._tunnel_id, timer.client_timeout, self._config.client_tag)
+        except _FATAL_ERRORS as err:
+            self._fail(err)
+            return None
+        except TunnelError as err:
+            delay = max(_MIN_CONNECT_RETRY_S, self._reconnect_delay())
+            _LOGGER.warning("[heartbeat] connect to tunnel %s failed (%s); retrying in %.1f s", self._tunnel_id, err, delay)
+            return delay
+        with self._lock:
+            self._client_id = client_id
+            self._timer = timer.connected(self._clock())
+            self._table = {}
+        _LOGGER.info("[heartbeat] connected to tunnel %s as %s", self._tunnel_id, client_id)
+        return 0.0
+
+    def _heartbeat(self) -> Optional[float]:
+        now = self._clock()
+        with self._lock:
+            timer = self._timer
+            if timer.lease_expired(now):
+                expired = True
+            else:
+                expired = False
+                if not timer.is_due(now) and not self._report_due:
+                    return timer.time_to_next(now)
+                request = heartbeat_channels(self._table)
+                self._timer = timer.sent(now)
+                self._report_due = False
+        if expired:
+            return self._lose_lease(f"no heartbeat answered within {timer.timeout_s:g} s")
+        try:
+            reply = self._client.heartbeat(self._tunnel_id, self._client_id, request)
+        except ResourceGoneError as err:
+            return self._lose_lease(str(err))
+        except _FATAL_ERRORS as err:
+            self._fail(err)
+            return None
+        except TunnelError as err:
+            _LOGGER.warning("[heartbeat] client %s: heartbeat failed: %s", self._client_id, err)
+            return self._timer.time_to_next(self._clock())
+        with self._lock:
+            if self._closing:
+                return None
+            self._timer = self._timer.succeeded(now)
+            plan = merge_heartbeat(self._table, reply)
+            self._table = dict(plan.channels)
+            for cid in plan.drop:
+                reader = self._readers.pop(cid, None)
+                if reader is not None:
+                    reader.signal_stop()
+            for cid in plan.close:
+                reader = self._readers.get(cid)
+                if reader is not None:
+                    reader.signal_stop()
+            for cid in plan.open:
+                self._start_reader(cid)
+        if plan.open or plan.close or plan.drop or plan.answer:
+            _LOGGER.info(
+                "[heartbeat] client %s: open=%s close=%s drop=%s answer=%s",
+                self._client_id,
+                list(plan.open),
+                list(plan.close),
+                list(plan.drop),
+                [f"{c.channel_id}:{c.status.value}:{c.version}" for c in plan.answer],
+            )
+        return self._timer.time_to_next(self._clock())
+
+    def _start_reader(self, channel_id: str) -> None:
+        """Start the reader of a newly opened channel; called under the lock."""
+        previous = [r for r in self._live if r.channel_id == channel_id]
+        for old in previous:
+            old.signal_stop()
+        reader = _ChannelReader(
+            self,
+            self._client,
+            self._tunnel_id,
+            self._client_id,
+            channel_id,
+            self._processor,
+            self._config,
+            self._limit,
+            predecessor=previous[0] if len(previous) == 1 else _JoinAll(previous) if previous else None,
+            clock=self._clock,
+        )
+        self._readers[channel_id] = reader
+        self._live.add(reader)
+        reader.start()
+
+    def _lose_lease(self, reason: str) -> float:
+        """Drop every channel and forget the client id; reconnect later."""
+        with self._lock:
+            old_client_id, self._client_id = self._client_id, None
+            readers = list(self._live)
+            self._readers.clear()
+            self._table = {}
+        _LOGGER.warning(
+            "[heartbeat] client %s lost its lease (%s); stopping %d readers and reconnecting",
+            old_client_id,
+            reason,
+            len(readers),
+        )
+        # Best effort: the final checkpoints may be refused now, which only
+        # means the next owner starts from the previous checkpoint.
+        for reader in readers:
+            reader.signal_stop()
+        for reader in readers:
+            reader.join()
+        self._shutdown_client(old_client_id)
+        return self._reconnect_delay()
+
+    def _reconnect_delay(self) -> float:
+        return self._rng.uniform(0.0, self._config.reconnect_max_delay_s)
+
+    # ---- called by readers --------------------------------------------------------------
+
+    def _reader_ready(self, reader: _ChannelReader) -> bool:
+        """A reader fetched its checkpoint; may it read? (No if the channel
+        was closed, revoked or reopened for another reader meanwhile.)"""
+        with self._lock:
+            if self._closing or self._readers.get(reader.channel_id) is not reader:
+                return False
+            self._table, ok = mark_reading(self._table, reader.channel_id)
+            return ok
+
+    def _reader_exited(self, reader: _ChannelReader, finished: bool, error: Optional[BaseException]) -> None:
+        cid = reader.channel_id
+        with self._lock:
+            self._live.discard(reader)
+            current = self._readers.get(cid) is reader
+            if current:
+                del self._readers[cid]
+                update = mark_finished if finished else mark_stopped
+                self._table = update(self._table, cid)
+                # Answer now rather than at the next tick: the service can
+                # only move the channel (or open its successors) once it hears.
+                self._report_due = not self._closing
+        if error is not None:
+            _LOGGER.warning(
+                "[read] channel %s stopped on %s: %s", cid, type(error).__name__, error, exc_info=error
+            )
+        if isinstance(error, _CHANNEL_FATAL_ERRORS):
+            self._fail(error)
+        elif current:
+            self._heartbeater.wake()
+
+    # ---- shutdown -------------------------------------------------------------------------
+
+    def _fail(self, error: BaseException) -> None:
+        """Stop the worker because of ``error`` (from any thread, at once)."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
+        _LOGGER.error("[worker] tunnel %s: stopping on %s: %s", self._tunnel_id, type(error).__name__, error)
+        # Shut down from a thread of its own: the caller may be the
+        # heartbeat thread or a reader, which the shutdown joins.
+        threading.Thread(
+            name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(True,), daemon=True
+        ).start()
+
+    def _begin_shutdown(self, graceful: bool) -> None:
+        with self._lock:
+            if self._closing:
+                first = False
+            else:
+                first = self._closing = True
+        if not first:
+            return
+        if not self._started:
+            self._done.set()
+            return
+        # Order: the heartbeat thread first, so no reader is started or
+        # replaced meanwhile; then the readers, which checkpoint while this
+        # client still owns their channels; ShutdownTunnel last.
+        self._heartbeater.stop()
+        with self._lock:
+            readers = list(self._live)
+            client_id = self._client_id
+        for reader in readers:
+            reader.signal_stop(checkpoint=graceful)
+        for reader in readers:
+            reader.join()
+        if graceful:
+            self._shutdown_client(client_id)
+        _LOGGER.info("[worker] tunnel %s: stopped (%s)", self._tunnel_id, "graceful" if graceful else "aborted")
+        self._done.set()
+
+    def _shutdown_client(self, client_id: Optional[str]) -> None:
+        if client_id is None:
+            return
+        try:
+            self._client.shutdown(self._tunnel_id, client_id)
+        except TunnelError as err:
+            _LOGGER.warning("[worker] ShutdownTunnel for client %s failed: %s", client_id, err)
+
+
+class _JoinAll:
+    """Stands for several earlier readers of one channel: joins them all."""
+
+    def __init__(self, readers) -> None:
+        self._readers = list(readers)
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        return all(reader.join(timeout) for reader in self._readers)
