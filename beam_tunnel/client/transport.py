@@ -15,6 +15,7 @@ non-2xx with a protobuf ``Error`` body       ``errors.for_code(code)``
                                              OTSTunnelServerUnavailable (as
                                              the Go SDK maps it)
 other non-2xx without an ``Error`` body      ProtocolError with the status
+(redirects are not followed)
 ``x-ots-contentmd5`` differs from the body   ProtocolError
 2xx body that is not the expected message    ProtocolError
 ===========================================  ==================================
@@ -112,7 +113,9 @@ class HttpTransport:
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0, pool_block=False)
             session.mount(endpoint + "/", adapter)
         self._session = session
-        self._headers = {"User-Agent": user_agent()}
+        # identity: the body checked against x-ots-contentmd5 and reported as
+        # size_bytes must be the bytes the service sent.
+        self._headers = {"User-Agent": user_agent(), "Accept-Encoding": "identity"}
 
     @property
     def owns_session(self) -> bool:
@@ -139,8 +142,11 @@ class HttpTransport:
         body = request.SerializeToString()
         url = self._endpoint + path
         try:
+            # No redirects: the signature covers the path, and a request
+            # the service did not ask to move should not be re-sent elsewhere.
             reply = self._session.post(
-                url, data=body, headers=self._headers, auth=self._auth, timeout=self._timeout
+                url, data=body, headers=self._headers, auth=self._auth, timeout=self._timeout,
+                allow_redirects=False,
             )
             content = reply.content
         except requests.exceptions.RequestException as err:

@@ -23,6 +23,7 @@ import dataclasses
 import http.server
 import itertools
 import threading
+import time
 from typing import Deque, Dict, List, Optional, Union
 
 from google.protobuf import message as pb_message
@@ -73,6 +74,7 @@ class Raw:
     status: int
     body: bytes
     content_type: str = "text/html"
+    headers: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +82,15 @@ class Drop:
     """Read the request, then close the connection without answering."""
 
 
-Reply = Union[Ok, Fail, Raw, Drop]
+@dataclasses.dataclass(frozen=True)
+class Stall:
+    """Read the request, wait ``seconds`` (past the client's read timeout),
+    then close the connection without answering."""
+
+    seconds: float
+
+
+Reply = Union[Ok, Fail, Raw, Drop, Stall]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +275,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {name.lower(): value for name, value in self.headers.items()}
         reply = self.server_state._take(self.path, headers, body)
-        if isinstance(reply, Drop):
+        if isinstance(reply, (Drop, Stall)):
+            if isinstance(reply, Stall):
+                time.sleep(reply.seconds)
             self.close_connection = True
             return
         if isinstance(reply, Ok):
@@ -286,5 +298,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("x-ots-contentmd5", md5)
         if content_type:
             self.send_header("Content-Type", content_type)
+        for name, value in getattr(reply, "headers", ()):
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)

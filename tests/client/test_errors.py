@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from _scripted_server import Drop, Fail, Ok, Raw
+from _scripted_server import Drop, Fail, Ok, Raw, Stall
 from _client_support import ACCESS_KEY_ID, INSTANCE, SECRET, policy
 from beam_tunnel import errors
 from beam_tunnel.client import TunnelClient
@@ -62,6 +62,20 @@ def test_dropped_connection_is_not_retried_for_checkpoint(server, client):
     assert "connection to http://127.0.0.1" in str(caught.value)
     assert len(server.requests_to("/tunnel/checkpoint")) == 1
     assert server.pending() == {"/tunnel/checkpoint": 1}
+
+
+def test_read_timeout_is_retried_only_for_idempotent_calls(server, clock):
+    server.script("/tunnel/getcheckpoint", Stall(0.3), CHECKPOINT_OK)
+    server.script("/tunnel/connect", Stall(0.3), Ok(pb.ConnectResponse(client_id="c")))
+    with TunnelClient(server.endpoint, INSTANCE, ACCESS_KEY_ID, SECRET, timeout=(2.0, 0.1),
+                      meta_retry=policy(clock)) as client:
+        assert get_checkpoint(client) == ("tok-A", 1)
+        with pytest.raises(errors.TransportError) as caught:
+            client.connect("tid-1")
+
+    assert "within the read timeout" in str(caught.value)
+    assert len(server.requests_to("/tunnel/getcheckpoint")) == 2
+    assert server.pending() == {"/tunnel/connect": 1}
 
 
 def test_refused_connection_is_retried_until_the_deadline(clock):
@@ -178,6 +192,17 @@ def test_html_4xx_is_a_protocol_error_with_status(server, client):
         get_checkpoint(client)
 
     assert caught.value.http_status == 404 and "Not Found" in caught.value.message
+
+
+def test_redirect_is_not_followed(server, client):
+    moved = Raw(307, b"", headers=(("Location", server.endpoint + "/tunnel/list"),))
+    server.script("/tunnel/getcheckpoint", moved)
+
+    with pytest.raises(errors.ProtocolError) as caught:
+        get_checkpoint(client)
+
+    assert caught.value.http_status == 307
+    assert [r.path for r in server.received] == ["/tunnel/getcheckpoint"]
 
 
 def test_wrong_secret_is_rejected_by_signature_check(server, clock):
