@@ -263,7 +263,7 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
             rows.append(new(Row, (tuple(keys), tuple(cells), deleted, sequence)))
             if single:
                 if pos != size:
-                    raise Failure(f"{size - pos} unexpected bytes after the row", pos)
+                    raise Failure(f"unexpected bytes after the row ({size - pos} left over)", pos)
                 break
     except (IndexError, struct.error):
         raise Failure(f"input ends inside a field ({size} bytes in all)", min(pos, size), name) from None
