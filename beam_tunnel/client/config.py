@@ -57,7 +57,9 @@ def _positive_number(name: str, value) -> float:
 
 def _normalise_endpoint(endpoint) -> str:
     if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ConfigError(f"endpoint must be a URL like 'https://<instance>.<region>.ots.aliyuncs.com', got {endpoint!r}")
+        raise ConfigError(
+            f"endpoint must be a URL like 'https://<instance>.<region>.ots.aliyuncs.com', got {endpoint!r}"
+        )
     text = endpoint.strip()
     try:
         parts = urlsplit(text)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Mapping, NamedTuple, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Tuple, Type, TypeVar, Union
 
 from beam_tunnel.errors import ConfigError
+
+if TYPE_CHECKING:  # records.py pulls in the PlainBuffer decoder; types only here
+    from beam_tunnel.records import ChangeRecord
 
 __all__ = [
     "FINISHED_TOKEN",
@@ -251,7 +254,7 @@ class ReadResult:
       size_bytes: size of the response body in bytes.
     """
 
-    records: Tuple[Any, ...]
+    records: Tuple["ChangeRecord", ...]
     next_token: str
     may_more_record: Optional[bool] = None
     size_bytes: int = 0

@@ -348,7 +348,9 @@ class TunnelClient:
 
     # ---- data plane -----------------------------------------------------------
 
-    def connect(self, tunnel_id: str, timeout_s: int = _DEFAULT_CLIENT_TIMEOUT_S, client_tag: Optional[str] = None) -> str:
+    def connect(
+        self, tunnel_id: str, timeout_s: int = _DEFAULT_CLIENT_TIMEOUT_S, client_tag: Optional[str] = None
+    ) -> str:
         """Join a tunnel as a new client. Not idempotent: each call is a new lease.
 
         Args:

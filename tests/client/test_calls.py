@@ -98,7 +98,8 @@ def _full_tunnel_info(**overrides):
         expired=True,
         tunnel_name="sync",
         public=True,
-        stream_tunnel_config=pb.StreamTunnelConfig(startOffset=1_700_000_000_000_000_000, endOffset=1_800_000_000_000_000_000),
+        stream_tunnel_config=pb.StreamTunnelConfig(
+            startOffset=1_700_000_000_000_000_000, endOffset=1_800_000_000_000_000_000),
         create_time=1_699_999_999_000_000_000,
     )
     for key, value in overrides.items():
@@ -178,7 +179,8 @@ def test_describe_tunnel_without_rpo(server, client):
     assert description.tunnel_rpo_ns is None and description.channels == ()
 
 
-@pytest.mark.parametrize("method, path", [("get_rpo", "/tunnel/getrpo"), ("get_rpo_by_offset", "/tunnel/getrpobyoffset")])
+@pytest.mark.parametrize(
+    "method, path", [("get_rpo", "/tunnel/getrpo"), ("get_rpo_by_offset", "/tunnel/getrpobyoffset")])
 def test_get_rpo_decodes_json(server, client, method, path):
     rpo = {"shard-2": {"c-1": {"ChannelTyp": "Stream", "Status": "OPEN", "TotalCount": 7, "RpoTime": 5}}}
     tunnel_rpo = {"tid-9": {"Status": "OPEN", "TotalCount": 7, "AccessTime": 1, "RpoTime": 5}}

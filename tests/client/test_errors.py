@@ -228,7 +228,8 @@ def test_response_md5_mismatch_is_a_protocol_error(server, client, clock):
 
 
 def test_response_without_md5_or_authorization_is_accepted(server, client):
-    server.script("/tunnel/getcheckpoint", Ok(pb.GetCheckpointResponse(checkpoint="tok-A", sequence_number=1), md5=None))
+    no_md5 = Ok(pb.GetCheckpointResponse(checkpoint="tok-A", sequence_number=1), md5=None)
+    server.script("/tunnel/getcheckpoint", no_md5)
 
     assert get_checkpoint(client) == ("tok-A", 1)
 

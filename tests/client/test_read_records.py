@@ -58,7 +58,8 @@ def test_records_are_decoded_in_order(server, client):
         ("col", "v", 1_700_000_000_123, ColumnOp.PUT)]
     assert delete_rec.action is Action.DELETE and delete_rec.primary_key == (("id", 8),)
     assert update_rec.action is Action.UPDATE
-    assert [(c.name, c.op) for c in update_rec.columns] == [("col", ColumnOp.PUT), ("gone", ColumnOp.DELETE_ALL_VERSIONS)]
+    assert [(c.name, c.op) for c in update_rec.columns] == [
+        ("col", ColumnOp.PUT), ("gone", ColumnOp.DELETE_ALL_VERSIONS)]
     assert [(c.name, c.value) for c in update_rec.origin_columns] == [("col", "old")]
     assert update_rec.sequence == SequenceInfo(0, 1_700_000_000_200_123, 4)
     assert {r.channel_id for r in result.records} == {"shard-3"}
@@ -80,7 +81,8 @@ def test_corrupt_record_is_a_protocol_error_and_not_retried(server, client, cloc
 
 def test_read_records_uses_its_own_retry_policy(server, clock):
     meta_clock = FakeClock()
-    server.script("/tunnel/readrecords", Fail(503, "OTSTunnelServerUnavailable"), Ok(pb.ReadRecordsResponse(next_token="u")))
+    server.script("/tunnel/readrecords",
+                  Fail(503, "OTSTunnelServerUnavailable"), Ok(pb.ReadRecordsResponse(next_token="u")))
     server.script("/tunnel/getcheckpoint", Fail(503, "OTSTunnelServerUnavailable"),
                   Ok(pb.GetCheckpointResponse(checkpoint="tok-A", sequence_number=0)))
     with TunnelClient(server.endpoint, INSTANCE, ACCESS_KEY_ID, SECRET,
