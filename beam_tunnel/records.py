@@ -203,10 +203,12 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
     out: List[ChangeRecord] = []
     for index, pb_record in enumerate(pb_records):
         action = _ACTIONS.get(pb_record.action_type)
-        if action is None:
+        # proto2 enums are closed: a value this client does not know is parked
+        # with the unknown fields and the field reads as its default, PUT_ROW.
+        if action is None or (action is Action.PUT and not pb_record.HasField("action_type")):
             raise ProtocolError(
-                f"record {index} of the batch from channel {channel_id!r} has unknown action_type "
-                f"{pb_record.action_type!r}"
+                f"record {index} of the batch from channel {channel_id!r} has no action_type this client "
+                "knows (missing, or a newer action)"
             )
         field = "record"
         try:
