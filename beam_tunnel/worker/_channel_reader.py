@@ -23,6 +23,7 @@ from beam_tunnel.errors import (
     PermissionDeniedError,
     ResourceGoneError,
     SequenceNumberMismatchError,
+    TransportError,
     TunnelError,
     TunnelExpiredError,
 )
@@ -198,7 +199,7 @@ class _ChannelReader:
             position += 1
             self._acked = (result.next_token, position)
             if result.finished:
-                self._commit(resync_and_retry=True)
+                self._commit(required=True)
                 _LOGGER.info("[read] channel %s finished", self.channel_id)
                 return True
             if self._clock() >= next_commit:
@@ -207,37 +208,60 @@ class _ChannelReader:
 
     # ---- checkpoints ------------------------------------------------------------
 
-    def _commit(self, resync_and_retry: bool) -> None:
-        """Commit the last acknowledged position, if it is new."""
-        if self._acked is None:
+    def _commit(self, required: bool) -> None:
+        """Commit the last acknowledged position, if it is new.
+
+        Args:
+          required: try twice and raise if it still fails (the ``finished``
+            checkpoint); otherwise one try, a sequence conflict is only
+            logged and the next periodic commit uses the new sequence.
+        """
+        attempts = 2 if required else 1
+        for attempt in range(1, attempts + 1):
+            if self._acked is None:
+                return
+            request = self._ledger.request(*self._acked)
+            if request is None:
+                return
+            try:
+                self._client.checkpoint(
+                    self._tunnel_id, self._client_id, self.channel_id, request.token, request.sequence_number
+                )
+            except (SequenceNumberMismatchError, TransportError) as err:
+                if self._landed_or_resync(request):
+                    return
+                if attempt == attempts and (required or isinstance(err, TransportError)):
+                    raise
+                continue
+            self._ledger = self._ledger.committed(request)
+            _LOGGER.debug("[checkpoint] channel %s seq=%d", self.channel_id, request.sequence_number)
             return
-        request = self._ledger.request(*self._acked)
-        if request is None:
-            return
-        try:
-            self._client.checkpoint(
-                self._tunnel_id, self._client_id, self.channel_id, request.token, request.sequence_number
-            )
-        except SequenceNumberMismatchError:
-            stored = self._client.get_checkpoint(self._tunnel_id, self._client_id, self.channel_id)
-            _LOGGER.info(
-                "[checkpoint] channel %s: sequence %d rejected, service has %d",
-                self.channel_id,
-                request.sequence_number,
-                stored.sequence_number,
-            )
-            self._ledger = self._ledger.resynced(stored.checkpoint, stored.sequence_number)
-            if resync_and_retry:
-                self._commit(resync_and_retry=False)
-            return
-        self._ledger = self._ledger.committed(request)
-        _LOGGER.debug("[checkpoint] channel %s seq=%d", self.channel_id, request.sequence_number)
+
+    def _landed_or_resync(self, request) -> bool:
+        """After a refused or unanswered Checkpoint, read what is stored.
+
+        Checkpoint is not idempotent, so a lost answer leaves it unknown
+        whether the commit landed; the stored checkpoint says. True if it
+        did; otherwise the ledger takes the service's sequence number.
+        """
+        stored = self._client.get_checkpoint(self._tunnel_id, self._client_id, self.channel_id)
+        if (stored.checkpoint, stored.sequence_number) == (request.token, request.sequence_number):
+            self._ledger = self._ledger.committed(request)
+            return True
+        _LOGGER.info(
+            "[checkpoint] channel %s: sequence %d not stored, service has %d; resynced",
+            self.channel_id,
+            request.sequence_number,
+            stored.sequence_number,
+        )
+        self._ledger = self._ledger.resynced(stored.checkpoint, stored.sequence_number)
+        return False
 
     def _periodic_checkpoint(self) -> None:
         # A failure here costs nothing but duplicates if we crash before the
         # next attempt, so only errors that end the channel are raised.
         try:
-            self._commit(resync_and_retry=False)
+            self._commit(required=False)
         except (ResourceGoneError,) + _CHANNEL_FATAL_ERRORS:
             raise
         except TunnelError as err:
@@ -245,7 +269,7 @@ class _ChannelReader:
 
     def _final_checkpoint(self) -> None:
         try:
-            self._commit(resync_and_retry=True)
+            self._commit(required=True)
         except TunnelError as err:
             _LOGGER.warning(
                 "[checkpoint] channel %s: final checkpoint failed (%s); records after the "

@@ -192,8 +192,8 @@ class TunnelWorker:
           ConfigError: if the worker was started before (build a new one).
         """
         with self._lock:
-            if self._started:
-                raise ConfigError(f"{self!r} was already started; a TunnelWorker runs once")
+            if self._started or self._closing:
+                raise ConfigError(f"{self!r} was already started or stopped; a TunnelWorker runs once")
             self._started = True
         _LOGGER.info("[worker] starting on tunnel %s", self._tunnel_id)
         self._heartbeater.start()
