@@ -1,0 +1,176 @@
+"""The ``beam-tunnel`` command line.
+
+Usage::
+
+    beam-tunnel emulator --port 8080 --data-dir ./tunnel-data
+
+Each subcommand is registered by a function decorated with :func:`command`
+that adds its parser to the subparsers and sets ``func`` (called with the
+parsed arguments, returns the exit status). Keep the functions thin: parse,
+call the library, print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Callable, List, Optional
+
+__all__ = ["main", "command"]
+
+_COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def command(register: Callable[[argparse._SubParsersAction], None]):
+    """Register a subcommand: ``register(subparsers)`` adds its parser."""
+    _COMMANDS.append(register)
+    return register
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="beam-tunnel",
+        description="Tablestore Tunnel Service tools: client, embedded emulator, Beam pipelines.",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging level (default INFO)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(func(args) or 0)
+
+
+# ----------------------------------------------------------------------
+# beam-tunnel emulator
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+@command
+def _add_emulator(subparsers) -> None:
+    from .emulator.config import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_INSTANCE
+
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run the embedded Tablestore + Tunnel Service emulator",
+        description="Serve the Tablestore table API and Tunnel Service on a local port, "
+        "storing everything under --data-dir, until SIGINT or SIGTERM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free one (default 8080)")
+    parser.add_argument("--data-dir", default="./tunnel-data", help="where data is kept (default ./tunnel-data)")
+    parser.add_argument("--instance", default=DEFAULT_INSTANCE, help=f"instance name (default {DEFAULT_INSTANCE})")
+    parser.add_argument("--access-key-id", action="append", metavar="ID",
+                        help=f"AccessKey id; repeat with --access-key-secret for several pairs "
+                        f"(default {DEFAULT_ACCESS_KEY_ID})")
+    parser.add_argument("--access-key-secret", action="append", metavar="SECRET",
+                        help=f"secret of the AccessKey id in the same position (default {DEFAULT_ACCESS_KEY_SECRET})")
+    parser.add_argument("--max-body-bytes", type=int, default=5 * 1024 * 1024,
+                        help="largest accepted request body (default 5 MiB)")
+    parser.add_argument("--max-date-skew", type=_non_negative, default=900.0, metavar="SECONDS",
+                        help="largest accepted x-ots-date difference, 0 to disable (default 900)")
+    faults = parser.add_argument_group("fault injection (tunnel paths unless --fault-all-paths)")
+    faults.add_argument("--fault-error-rate", type=_share, default=0.0, metavar="SHARE",
+                        help="share of requests answered 503 OTSTunnelServerUnavailable")
+    faults.add_argument("--fault-drop-rate", type=_share, default=0.0, metavar="SHARE",
+                        help="share of requests whose connection is closed without an answer")
+    faults.add_argument("--fault-latency-ms", type=_non_negative, default=0.0, metavar="MS",
+                        help="fixed delay added to each request")
+    faults.add_argument("--fault-jitter-ms", type=_non_negative, default=0.0, metavar="MS",
+                        help="extra random delay up to this much")
+    faults.add_argument("--fault-all-paths", action="store_true", help="apply faults to table paths too")
+    faults.add_argument("--fault-seed", type=int, default=None, help="seed of the fault RNG")
+    parser.set_defaults(func=_run_emulator)
+
+
+def _access_keys(args) -> Optional[dict]:
+    ids, secrets = args.access_key_id or [], args.access_key_secret or []
+    if len(ids) != len(secrets):
+        raise SystemExit(
+            f"beam-tunnel emulator: give as many --access-key-secret as --access-key-id "
+            f"(got {len(ids)} ids and {len(secrets)} secrets)"
+        )
+    return dict(zip(ids, secrets)) if ids else None
+
+
+def _run_emulator(args) -> int:
+    from .emulator.faults import SCOPE_ALL, SCOPE_TUNNEL, FaultSettings
+    from .emulator.server import EmulatorServer
+
+    try:
+        server = EmulatorServer(
+            data_dir=os.path.abspath(args.data_dir),
+            port=args.port,
+            host=args.host,
+            instance_name=args.instance,
+            access_keys=_access_keys(args),
+            max_body_bytes=args.max_body_bytes,
+            max_date_skew_s=args.max_date_skew or None,
+            faults=FaultSettings(
+                error_rate=args.fault_error_rate,
+                drop_rate=args.fault_drop_rate,
+                latency_s=args.fault_latency_ms / 1000.0,
+                jitter_s=args.fault_jitter_ms / 1000.0,
+                scope=SCOPE_ALL if args.fault_all_paths else SCOPE_TUNNEL,
+                seed=args.fault_seed,
+            ),
+        )
+        server.start()
+    except (ValueError, RuntimeError, OSError) as err:
+        print(f"beam-tunnel emulator: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("beam-tunnel emulator is running", flush=True)
+        print(f"  endpoint:          {server.endpoint}")
+        print(f"  instance:          {server.instance_name}")
+        for key_id, secret in server.access_keys.items():
+            print(f"  access key id:     {key_id}")
+            print(f"  access key secret: {secret}")
+        print(f"  data dir:          {server.data_dir}")
+        print("Stop with Ctrl+C (SIGINT) or SIGTERM.", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+    print("beam-tunnel emulator stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The emulator's state model: tables, stream log, tunnels - no HTTP here.
+
+:class:`Emulator` holds the state of one emulator instance; the wire layer
+(``EmulatorServer.backend``) and tests use it directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from ..config import EmulatorConfig
+from ..storage import Storage
+from .streamlog import StreamLog
+from .tables import TableBackend
+
+__all__ = ["Emulator"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _tunnel_backend_class():
+    # Written in parallel with the table side; until it exists the emulator
+    # serves the table API only.
+    name = "beam_tunnel.emulator.model.tunnels"
+    try:
+        return importlib.import_module(name).TunnelBackend
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        return None
+
+
+class Emulator:
+    """State of one emulator: storage, clock, tables, stream log, tunnels.
+
+    Args:
+      config: the instance settings; ``config.data_dir`` must be set (the
+        server substitutes a temporary directory for None).
+
+    Attributes:
+      config, clock, storage: as configured.
+      tables: :class:`~.tables.TableBackend`.
+      streams: :class:`~.streamlog.StreamLog`.
+      tunnels: ``TunnelBackend(storage, clock, tables, streams, config)``.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        if config.data_dir is None:
+            raise ValueError("Emulator needs config.data_dir; EmulatorServer picks a temporary one for None")
+        self.config = config
+        self.clock = config.clock
+        self.storage = Storage(config.data_dir)
+        try:
+            self.tables = TableBackend(
+                self.storage, self.clock,
+                range_max_rows=config.range_max_rows, range_max_bytes=config.range_max_bytes,
+            )
+            self.streams = StreamLog(self.storage, self.tables)
+            tunnel_cls = _tunnel_backend_class()
+            self.tunnels = (
+                tunnel_cls(self.storage, self.clock, self.tables, self.streams, config) if tunnel_cls else None
+            )
+        except BaseException:
+            self.storage.close()
+            raise
+
+    def close(self) -> None:
+        """Release the storage (idempotent)."""
+        closer = getattr(self.tunnels, "close", None)
+        if closer is not None:
+            closer()
+        self.storage.close()
