@@ -37,6 +37,8 @@ __all__ = [
     "ClientRecord",
     "TunnelState",
     "load_tunnel",
+    "load_channel",
+    "load_client",
     "load_state",
     "find_tunnel",
     "list_tunnels",

@@ -1,0 +1,244 @@
+"""ReadRecords: serve a channel's records after a token, and initial tokens.
+
+Base channels scan their key range with ``TableBackend.scan``; stream
+channels read their partition's log with ``StreamLog.read``. Both hand back
+ready-made PlainBuffer records: nothing is decoded on the read path.
+
+Stream rules:
+
+* Records are returned strictly after the iterator's position; a token with
+  no position starts at the first record still in the log.
+* Expired data: a position older than the retention floor resumes from the
+  earliest record still kept; the records in between are lost, as on the
+  real service ("unconsumed data older than retention is skipped").
+* ``finished`` once the channel has passed the tunnel's endOffset (a record
+  at or after it is never returned), or once a closed (split or merged)
+  partition's sealed log has been read to its end.
+* A caught-up channel gets an empty batch and its own token back.
+* ``may_more_record`` is True exactly when more records are already in the
+  log behind the batch (base: when the range is not exhausted).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, NamedTuple, Optional, Sequence
+
+from beam_tunnel.errors import PlainBufferError
+from beam_tunnel.protocol import plainbuffer, tunnel_pb2
+from beam_tunnel.protocol.rows import INF_MAX, INF_MIN, PrimaryKey, SequenceInfo
+from beam_tunnel.protocol.tokens import (
+    FINISHED,
+    StreamIterator,
+    TokenContent,
+    TokenError,
+    decode_stream_iterator,
+    decode_token,
+    encode_stream_iterator,
+    encode_token,
+)
+
+from .. import errors
+from .tunnel_store import BASE, BASE_AND_STREAM, ChannelRecord, TunnelRecord
+
+__all__ = [
+    "ReadResult",
+    "BaseRecord",
+    "MAX_ROW_INDEX",
+    "start_position",
+    "initial_stream_token",
+    "initial_base_token",
+    "key_from_bytes",
+    "Reader",
+]
+
+MAX_ROW_INDEX = 0xFFFFFFFF
+"""Row index of a start position: "after every record of the previous µs"."""
+
+_PUT_ROW = tunnel_pb2.PUT_ROW
+
+
+class BaseRecord(NamedTuple):
+    """A full-data record, shaped like a stream log entry for the wire layer."""
+
+    record: bytes
+    action: int = _PUT_ROW
+    origin: Optional[bytes] = None
+
+
+class ReadResult(NamedTuple):
+    """One ReadRecords answer.
+
+    Attributes:
+      records: objects with ``action``, ``record`` and ``origin`` attributes.
+      next_token: the token to read from next, or ``"finished"``.
+      may_more: True when more records are waiting right now.
+      total_count: records read through the channel including this batch.
+    """
+
+    records: Sequence
+    next_token: str
+    may_more: bool
+    total_count: int
+
+
+def start_position(tunnel: TunnelRecord, epoch: int) -> Optional[SequenceInfo]:
+    """The iterator position a stream channel of ``tunnel`` starts after.
+
+    BaseAndStream: the tunnel's creation time. Stream: startOffset when set,
+    else EARLIEST (None: the first record kept) or LATEST (creation time).
+    """
+    if tunnel.tunnel_type != BASE_AND_STREAM and tunnel.start_ns:
+        start_us = -(-tunnel.start_ns // 1000)  # first µs at or after the offset
+    elif tunnel.tunnel_type != BASE_AND_STREAM and tunnel.start_flag == tunnel_pb2.EARLIEST:
+        return None
+    else:
+        start_us = tunnel.create_us
+    return SequenceInfo(epoch, start_us - 1, MAX_ROW_INDEX)
+
+
+def initial_stream_token(tunnel: TunnelRecord, partition_id: str, epoch: int) -> str:
+    """The token a never-checkpointed stream channel starts from."""
+    iterator = StreamIterator(tunnel.stream_id, partition_id, start_position(tunnel, epoch))
+    return encode_token(TokenContent(iterator=encode_stream_iterator(iterator)))
+
+
+def initial_base_token(range_start: bytes) -> str:
+    """The token a never-checkpointed base channel starts from."""
+    return encode_token(TokenContent(primary_key=range_start))
+
+
+def key_from_bytes(data: Optional[bytes], open_end) -> object:
+    """A scan bound from stored PlainBuffer key bytes; ``open_end`` (INF_MIN or
+    INF_MAX) for None or an all-INF key."""
+    if data is None:
+        return open_end
+    key: PrimaryKey = plainbuffer.decode_row(data).primary_key
+    if key and all(value is open_end for _, value in key):
+        return open_end
+    return key
+
+
+def _bad_token(channel: ChannelRecord, detail: str):
+    return errors.parameter_invalid(f"token for channel {channel.channel_id!r} is invalid: {detail}")
+
+
+class Reader:
+    """Serves ReadRecords for one emulator.
+
+    Args:
+      tables: the TableBackend (``scan``).
+      streams: the StreamLog (``read``, ``bounds``, ``expired_before``).
+      storage: the Storage; its write lock orders the endOffset check after
+        every write that already took a timestamp.
+      now_us: the clock.
+      max_records, max_bytes: batch limits.
+    """
+
+    def __init__(self, tables, streams, storage, now_us: Callable[[], int], max_records: int, max_bytes: int) -> None:
+        self._tables = tables
+        self._streams = streams
+        self._storage = storage
+        self._now_us = now_us
+        self._max_records = max_records
+        self._max_bytes = max_bytes
+
+    def read(self, tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> ReadResult:
+        """Records of ``channel`` after ``token``.
+
+        Raises:
+          ServiceError: OTSParameterInvalid for a token that does not parse
+            or does not belong to this channel.
+        """
+        if token == FINISHED:
+            return ReadResult((), FINISHED, False, channel.count)
+        try:
+            content = decode_token(token)
+        except TokenError as err:
+            raise _bad_token(channel, err.message) from None
+        if channel.kind == BASE:
+            if content.primary_key is None:
+                raise _bad_token(channel, "a full-data channel needs a primary-key token, got a stream token")
+            return self._read_base(tunnel, channel, content)
+        if content.iterator is None:
+            raise _bad_token(channel, "a stream channel needs a stream token, got a primary-key token")
+        try:
+            iterator = decode_stream_iterator(content.iterator)
+        except TokenError as err:
+            raise _bad_token(channel, err.message) from None
+        if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
+            raise _bad_token(
+                channel,
+                f"it belongs to shard {iterator.shard_id!r} of stream {iterator.stream_id!r}, not shard "
+                f"{channel.partition_id!r} of stream {tunnel.stream_id!r}",
+            )
+        return self._read_stream(tunnel, channel, token, content, iterator)
+
+    def _read_base(self, tunnel: TunnelRecord, channel: ChannelRecord, content: TokenContent) -> ReadResult:
+        try:
+            start = key_from_bytes(content.primary_key, INF_MIN)
+        except PlainBufferError as err:
+            raise _bad_token(channel, f"its primary key does not decode: {err}") from None
+        end = key_from_bytes(channel.range_end, INF_MAX)
+        records, next_key = self._tables.scan(tunnel.table_name, start, end, self._max_records, self._max_bytes)
+        total = content.total_count + len(records)
+        batch = [BaseRecord(record) for record in records]
+        if next_key is None:
+            return ReadResult(batch, FINISHED, False, total)
+        key_bytes = plainbuffer.encode_primary_key(next_key)
+        return ReadResult(batch, encode_token(TokenContent(primary_key=key_bytes, total_count=total)), True, total)
+
+    def _read_stream(
+        self,
+        tunnel: TunnelRecord,
+        channel: ChannelRecord,
+        token: str,
+        content: TokenContent,
+        iterator: StreamIterator,
+    ) -> ReadResult:
+        table, shard = tunnel.table_name, channel.partition_id
+        after = iterator.position
+        # The log hides records older than retention, so a position before
+        # the floor resumes from the earliest record still kept.
+        entries: List = self._streams.read(table, shard, after, self._max_records, self._max_bytes)
+        finished = False
+        end_us = -(-tunnel.end_ns // 1000) if tunnel.end_ns else None
+        if end_us is not None and entries and entries[-1].sequence.timestamp >= end_us:
+            entries = [e for e in entries if e.sequence.timestamp < end_us]
+            finished = True
+        position = entries[-1].sequence if entries else after
+        if not finished:
+            finished = self._stream_ended(tunnel, channel, position, end_us)
+        total = content.total_count + len(entries)
+        if finished:
+            return ReadResult(entries, FINISHED, False, total)
+        if position == iterator.position:
+            next_token = token
+        else:
+            moved = StreamIterator(iterator.stream_id, iterator.shard_id, position)
+            next_token = encode_token(TokenContent(iterator=encode_stream_iterator(moved), total_count=total))
+        _, last = self._streams.bounds(table, shard)
+        may_more = last is not None and (position is None or position < last)
+        return ReadResult(entries, next_token, may_more, total)
+
+    def _stream_ended(
+        self, tunnel: TunnelRecord, channel: ChannelRecord, position: Optional[SequenceInfo], end_us: Optional[int]
+    ) -> bool:
+        """True when nothing more can ever be read after ``position``."""
+        if not self._partition_closed(tunnel.table_name, channel.partition_id) and end_us is None:
+            return False
+        # Under the write lock no write is half-done: every record that took
+        # a timestamp before now is in the log (sealing is atomic too).
+        with self._storage.transaction():
+            _, last = self._streams.bounds(tunnel.table_name, channel.partition_id)
+            caught_up = last is None or (position is not None and position >= last)
+            if not caught_up:
+                return False
+            if self._partition_closed(tunnel.table_name, channel.partition_id):
+                return True
+            return end_us is not None and self._now_us() >= end_us
+
+    def _partition_closed(self, table: str, partition_id: str) -> bool:
+        for partition in self._tables.list_partitions(table):
+            if partition.partition_id == partition_id:
+                return partition.closed
+        return True  # a partition that no longer exists has nothing more to give

@@ -1,0 +1,593 @@
+"""TunnelBackend: the Tunnel Service model, one method per API call.
+
+Takes plain Python values, returns plain values (the wire layer converts to
+and from protobuf). State lives in SQLite (``tunnel_store``); the channel
+rules are in ``channels``, reading in ``reads``, consume points in ``rpo``.
+
+Every call that may change state runs in one write transaction: load the
+tunnel, refresh it (end lapsed leases, add channels for new partitions, move
+the stage), apply the call, save what changed. Errors found after the
+refresh still commit the refresh, so an expired lease stays expired.
+
+Choices where the real service is undocumented (tunnel-protocol.md §7):
+
+* Unknown tunnel id -> OTSParameterInvalid (what the SDK workers treat as
+  "tunnel invalid" and stop on). Unknown table or tunnel name -> the same.
+* Unknown, expired or shut-down client id -> OTSResourceGone.
+* ReadRecords / Checkpoint from a live client that does not own the channel
+  -> OTSResourceGone (the channel moved: "channel version/status conflict";
+  the SDKs close the channel and carry on). GetCheckpoint is allowed for any
+  live client of the tunnel (it changes nothing).
+* ``permissive`` mode (as the EMR Spark source needs, §4.4) accepts any
+  client id, connected or not, on GetCheckpoint / ReadRecords / Checkpoint,
+  and any checkpoint sequence number up to stored + 1.
+* The stage is InitBaseDataAndStreamShard until the first heartbeat.
+* A BaseAndStream tunnel whose stream data since its creation has expired
+  by the time its full phase ends is marked expired; worker calls then get
+  OTSTunnelExpired. So does a tunnel whose table's stream was re-enabled
+  (a new stream id).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
+
+from beam_tunnel.errors import ObjectNotExistError, ServiceError
+from beam_tunnel.protocol import plainbuffer, tunnel_pb2
+from beam_tunnel.protocol.rows import INF_MIN
+from beam_tunnel.protocol.tokens import FINISHED, TokenError, decode_stream_iterator, decode_token
+
+from .. import errors
+from . import channels as rules
+from . import rpo
+from . import tunnel_store as store
+from .reads import Reader, ReadResult, initial_base_token, initial_stream_token, start_position
+from .tables import StreamSpec
+from .tunnel_store import (
+    BASE,
+    BASE_AND_STREAM,
+    CLOSING,
+    OPEN,
+    STAGE_BASE,
+    STAGE_INIT,
+    STAGE_STREAM,
+    STREAM,
+    TERMINATED,
+    WAIT,
+    ChannelRecord,
+    ClientRecord,
+    TunnelRecord,
+    TunnelState,
+)
+
+__all__ = ["TunnelBackend", "TunnelView", "ChannelView", "TunnelDescription", "DEFAULT_CLIENT_TIMEOUT_S"]
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_CLIENT_TIMEOUT_S = 300
+"""Lease timeout for a ConnectTunnel without ClientConfig.timeout (SDK default)."""
+_STREAM_RETENTION_HOURS = 168  # CreateTunnel turns a table's stream on with 7 days
+_TYPE_NAMES = {tunnel_pb2.BaseData: BASE, tunnel_pb2.Stream: STREAM, tunnel_pb2.BaseAndStream: BASE_AND_STREAM}
+_STATUS_NUMBERS = {OPEN: tunnel_pb2.OPEN, CLOSING: tunnel_pb2.CLOSING, store.CLOSE: tunnel_pb2.CLOSE,
+                   TERMINATED: tunnel_pb2.TERMINATED}
+
+T = TypeVar("T")
+
+
+class TunnelView(NamedTuple):
+    """A tunnel as ListTunnel / DescribeTunnel show it (times in ns)."""
+
+    tunnel_id: str
+    tunnel_name: str
+    table_name: str
+    tunnel_type: str
+    stage: str
+    stream_id: str
+    expired: bool
+    create_time_ns: int
+    start_flag: Optional[int]
+    start_ns: int
+    end_ns: int
+
+
+class ChannelView(NamedTuple):
+    """A channel as DescribeTunnel shows it."""
+
+    channel_id: str
+    channel_type: str
+    status: str
+    client_id: str
+    rpo_ns: int
+    count: int
+
+
+class TunnelDescription(NamedTuple):
+    tunnel: TunnelView
+    channels: List[ChannelView]
+    tunnel_rpo_ns: int
+
+
+def _view(tunnel: TunnelRecord) -> TunnelView:
+    return TunnelView(
+        tunnel.tunnel_id, tunnel.tunnel_name, tunnel.table_name, tunnel.tunnel_type, tunnel.stage,
+        tunnel.stream_id, tunnel.expired, tunnel.create_us * 1000, tunnel.start_flag, tunnel.start_ns, tunnel.end_ns,
+    )
+
+
+def _tunnel_missing(tunnel_id: str) -> ServiceError:
+    return errors.parameter_invalid(f"tunnel {tunnel_id!r} does not exist")
+
+
+class TunnelBackend:
+    """Tunnels, channels, client leases and checkpoints of one emulator.
+
+    Args:
+      storage: the shared :class:`~beam_tunnel.emulator.storage.Storage`.
+      clock: the emulator clock.
+      tables: the :class:`~.tables.TableBackend`.
+      streams: the :class:`~.streamlog.StreamLog`.
+      config: the :class:`~beam_tunnel.emulator.config.EmulatorConfig`
+        (instance name, ReadRecords limits, ``tunnel_permissive``).
+    """
+
+    def __init__(self, storage, clock, tables, streams, config) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._tables = tables
+        self._streams = streams
+        self._permissive = bool(getattr(config, "tunnel_permissive", False))
+        self._reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
+        # Last ReadRecords per (tunnel, channel): (time µs, next token). Kept
+        # in memory only: it feeds AccessTime and GetRpoByOffset.
+        self._progress: Dict[Tuple[str, str], Tuple[int, str]] = {}
+        self._progress_lock = threading.Lock()
+        storage.ensure_schema(store.TUNNEL_DDL)
+        tables.on_table_deleted(self._on_table_deleted)
+
+    @property
+    def permissive(self) -> bool:
+        """True when data-plane calls accept any client id (EMR style)."""
+        return self._permissive
+
+    # ------------------------------------------------------------------
+    # Plumbing
+
+    def _on_table_deleted(self, conn, table_name: str) -> None:
+        count = store.delete_table_tunnels(conn, table_name)
+        if count:
+            _LOGGER.info("[tunnel] table %s deleted with %d tunnel(s)", table_name, count)
+
+    def _mutate(self, tunnel_id: str, action: Callable[[TunnelState, int], T]) -> T:
+        """Load, refresh, apply ``action``, save - in one write transaction."""
+        error: Optional[ServiceError] = None
+        with self._storage.transaction() as conn:
+            tunnel = store.load_tunnel(conn, tunnel_id)
+            if tunnel is None:
+                raise _tunnel_missing(tunnel_id)
+            state = store.load_state(conn, tunnel)
+            now_us = self._clock.now_us()
+            self._refresh(state, now_us)
+            try:
+                result = action(state, now_us)
+            except ServiceError as err:
+                error = err
+            state.save(conn)
+        if error is not None:
+            raise error
+        return result
+
+    def _refresh(self, state: TunnelState, now_us: int) -> None:
+        rules.expire_leases(state, now_us)
+        tunnel = state.tunnel
+        if tunnel.has_stream and not tunnel.expired:
+            try:
+                info = self._tables.describe_table(tunnel.table_name)
+            except ObjectNotExistError:
+                return
+            if info.stream.stream_id != tunnel.stream_id:
+                _LOGGER.warning("[tunnel] %s: the stream of %s changed; tunnel expired", tunnel.tunnel_id,
+                                tunnel.table_name)
+                tunnel.expired = True
+                return
+            self._add_stream_channels(state, now_us)
+        self._advance_stage(state)
+
+    def _advance_stage(self, state: TunnelState) -> None:
+        tunnel = state.tunnel
+        if tunnel.stage != STAGE_BASE or tunnel.tunnel_type != BASE_AND_STREAM or tunnel.expired:
+            return
+        if not rules.base_phase_done(state):
+            return
+        if self._streams.expired_before(tunnel.table_name) > tunnel.create_us:
+            _LOGGER.warning("[tunnel] %s: full phase outlived stream retention; tunnel expired", tunnel.tunnel_id)
+            tunnel.expired = True
+            return
+        tunnel.stage = STAGE_STREAM
+        _LOGGER.info("[tunnel] %s: full phase done, now %s", tunnel.tunnel_id, STAGE_STREAM)
+
+    def _add_stream_channels(self, state: TunnelState, now_us: int) -> None:
+        """A stream channel for every partition that has none yet.
+
+        A closed partition with nothing after the tunnel's start (at the time
+        its channel is made) starts TERMINATED, so its children need not wait.
+        """
+        tunnel = state.tunnel
+        for partition in self._tables.list_partitions(tunnel.table_name):
+            if partition.partition_id in state.channels:
+                continue
+            token = initial_stream_token(tunnel, partition.partition_id, partition.epoch)
+            status = WAIT
+            if partition.closed:
+                _, last = self._streams.bounds(tunnel.table_name, partition.partition_id)
+                start = start_position(tunnel, partition.epoch)
+                if last is None or (start is not None and last <= start):
+                    status, token = TERMINATED, FINISHED
+            state.channels[partition.partition_id] = ChannelRecord(
+                tunnel.tunnel_id, partition.partition_id, STREAM, partition.partition_id,
+                tuple(partition.parent_ids), None, None, status, 0, None, token, 0, 0, False,
+            )
+
+    def _load_for_data(self, tunnel_id: str, client_id: str, channel_id: str):
+        """Tunnel, channel and client for a data-plane call (read snapshot)."""
+        with self._storage.read() as conn:
+            tunnel = store.load_tunnel(conn, tunnel_id)
+            if tunnel is None:
+                raise _tunnel_missing(tunnel_id)
+            channel = store.load_channel(conn, tunnel_id, channel_id)
+            client = store.load_client(conn, client_id)
+        if tunnel.expired:
+            raise self._expired(tunnel)
+        if not self._permissive:
+            self._check_client(tunnel, client_id, client)
+        if channel is None:
+            raise errors.parameter_invalid(f"channel {channel_id!r} does not exist in tunnel {tunnel_id}")
+        return tunnel, channel
+
+    def _check_client(self, tunnel: TunnelRecord, client_id: str, client: Optional[ClientRecord]) -> ClientRecord:
+        if client is None or client.tunnel_id != tunnel.tunnel_id:
+            raise errors.service_error(
+                "OTSResourceGone", f"client {client_id!r} is not connected to tunnel {tunnel.tunnel_id}"
+            )
+        now_us = self._clock.now_us()
+        if not client.alive or now_us - client.last_seen_us > client.timeout_us:
+            reason = client.gone_reason or "heartbeat timeout"
+            raise errors.service_error(
+                "OTSResourceGone", f"client {client_id!r} of tunnel {tunnel.tunnel_id} is gone ({reason}); reconnect"
+            )
+        return client
+
+    def _check_owner(self, channel: ChannelRecord, client_id: str) -> None:
+        if self._permissive:
+            return
+        if channel.owner != client_id or channel.status not in (OPEN, CLOSING):
+            raise errors.service_error(
+                "OTSResourceGone",
+                f"channel {channel.channel_id!r} is not held by client {client_id!r} "
+                f"(status {channel.status}, version {channel.version})",
+            )
+
+    @staticmethod
+    def _expired(tunnel: TunnelRecord) -> ServiceError:
+        return errors.service_error(
+            "OTSTunnelExpired",
+            f"tunnel {tunnel.tunnel_id} expired: its stream data is no longer available",
+        )
+
+    # ------------------------------------------------------------------
+    # Management
+
+    def create_tunnel(
+        self,
+        table_name: str,
+        tunnel_name: str,
+        tunnel_type: int,
+        start_flag: Optional[int] = None,
+        start_ns: int = 0,
+        end_ns: int = 0,
+    ) -> str:
+        """CreateTunnel. Returns the new tunnel id.
+
+        Stream and BaseAndStream tunnels turn the table's stream on (7 days)
+        when it is off. startOffset/flag apply to Stream tunnels (a
+        BaseAndStream tunnel's stream part starts at its creation); endOffset
+        to stream channels of both.
+
+        Raises:
+          ServiceError: OTSParameterInvalid (unknown table, bad type, name or
+            offsets), OTSTunnelExist.
+        """
+        type_name = _TYPE_NAMES.get(tunnel_type)
+        if type_name is None:
+            raise errors.parameter_invalid(f"tunnel_type must be BaseData, Stream or BaseAndStream, got {tunnel_type!r}")
+        if not isinstance(tunnel_name, str) or not tunnel_name.strip():
+            raise errors.parameter_invalid(f"tunnel_name must be a non-empty string, got {tunnel_name!r}")
+        if start_flag not in (None, tunnel_pb2.LATEST, tunnel_pb2.EARLIEST):
+            raise errors.parameter_invalid(f"stream start flag must be LATEST or EARLIEST, got {start_flag!r}")
+        now_us = self._clock.now_us()
+        if start_ns and start_ns > now_us * 1000:
+            raise errors.parameter_invalid(f"startOffset {start_ns} ns is in the future (now {now_us * 1000} ns)")
+        if end_ns and end_ns <= start_ns:
+            raise errors.parameter_invalid(f"endOffset {end_ns} ns must be after startOffset {start_ns} ns")
+        with self._storage.transaction() as conn:
+            try:
+                info = self._tables.describe_table(table_name)
+            except ObjectNotExistError:
+                raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
+            if store.find_tunnel(conn, table_name, tunnel_name) is not None:
+                raise errors.service_error(
+                    "OTSTunnelExist", f"tunnel {tunnel_name!r} already exists on table {table_name!r}"
+                )
+            if type_name != BASE and not info.stream.enabled:
+                info = self._tables.update_table(table_name, stream=StreamSpec(True, _STREAM_RETENTION_HOURS))
+                _LOGGER.info("[tunnel] enabled the stream of %s for a %s tunnel", table_name, type_name)
+            tunnel = TunnelRecord(
+                str(uuid.uuid4()), table_name, tunnel_name, type_name, STAGE_INIT, now_us,
+                (info.stream.stream_id or "") if type_name != BASE else "",
+                start_flag, start_ns or 0, end_ns or 0, False,
+            )
+            state = TunnelState(tunnel)
+            if tunnel.has_base:
+                self._add_base_channels(state, info)
+            if tunnel.has_stream:
+                self._add_stream_channels(state, now_us)
+            state.save(conn)
+        _LOGGER.info("[tunnel] created %s %r (%s) on %s with %d channel(s)", tunnel.tunnel_id, tunnel_name,
+                     type_name, table_name, len(state.channels))
+        return tunnel.tunnel_id
+
+    def _add_base_channels(self, state: TunnelState, info) -> None:
+        """One full-data channel per open partition (they tile the key space)."""
+        lowest = tuple((column.name, INF_MIN) for column in info.primary_key)
+        for partition in self._tables.list_partitions(info.name):
+            if partition.closed:
+                continue
+            start = plainbuffer.encode_primary_key(lowest if partition.start is INF_MIN else partition.start)
+            end = None if not isinstance(partition.end, tuple) else plainbuffer.encode_primary_key(partition.end)
+            channel_id = f"BaseData_{partition.partition_id}"
+            state.channels[channel_id] = ChannelRecord(
+                state.tunnel.tunnel_id, channel_id, BASE, partition.partition_id, (), start, end,
+                WAIT, 0, None, initial_base_token(start), 0, 0, False,
+            )
+
+    def delete_tunnel(self, table_name: str, tunnel_name: str, tunnel_id: Optional[str] = None) -> None:
+        """DeleteTunnel: the tunnel, its channels, checkpoints and leases.
+
+        Raises:
+          ServiceError: OTSParameterInvalid when no such tunnel exists.
+        """
+        with self._storage.transaction() as conn:
+            tunnel = self._find(conn, table_name, tunnel_name, tunnel_id)
+            store.delete_tunnel(conn, tunnel.tunnel_id)
+        with self._progress_lock:
+            for key in [k for k in self._progress if k[0] == tunnel.tunnel_id]:
+                del self._progress[key]
+        _LOGGER.info("[tunnel] deleted %s %r", tunnel.tunnel_id, tunnel_name)
+
+    @staticmethod
+    def _find(conn, table_name: str, tunnel_name: str, tunnel_id: Optional[str]) -> TunnelRecord:
+        tunnel = store.find_tunnel(conn, table_name, tunnel_name)
+        if tunnel is None or (tunnel_id and tunnel.tunnel_id != tunnel_id):
+            raise errors.parameter_invalid(f"tunnel {tunnel_name!r} does not exist on table {table_name!r}")
+        return tunnel
+
+    def list_tunnels(self, table_name: Optional[str] = None) -> List[TunnelView]:
+        """ListTunnel: tunnels of one table, or of every table for None/""."""
+        if table_name and table_name not in self._tables.list_tables():
+            raise errors.parameter_invalid(f"table {table_name!r} does not exist")
+        with self._storage.read() as conn:
+            return [_view(t) for t in store.list_tunnels(conn, table_name or None)]
+
+    def describe_tunnel(self, table_name: str, tunnel_name: str, tunnel_id: Optional[str] = None) -> TunnelDescription:
+        """DescribeTunnel: the tunnel, its channels and consume points."""
+        with self._storage.read() as conn:
+            found = self._find(conn, table_name, tunnel_name, tunnel_id)
+
+        def describe(state: TunnelState, now_us: int) -> TunnelDescription:
+            now_ns = now_us * 1000
+            bounds = self._bounds(state.tunnel)
+            channels = state.sorted_channels()
+            points = {c.channel_id: rpo.consume_point_ns(c, c.checkpoint, bounds, now_ns) for c in channels}
+            views = [
+                ChannelView(c.channel_id, c.kind, rules.display_status(state, c), c.owner or "",
+                            points[c.channel_id], c.count)
+                for c in channels
+            ]
+            return TunnelDescription(_view(state.tunnel), views, rpo.tunnel_point_ns(points, state))
+
+        return self._mutate(found.tunnel_id, describe)
+
+    def _bounds(self, tunnel: TunnelRecord) -> rpo.Bounds:
+        def bounds(partition_id: str):
+            try:
+                return self._streams.bounds(tunnel.table_name, partition_id)
+            except ObjectNotExistError:
+                return None, None
+
+        return bounds
+
+    def get_rpo(self, tunnel_id: str, limit: int = 0, by_offset: bool = False) -> Tuple[bytes, bytes]:
+        """GetRpo (checkpoints) or GetRpoByOffset (last reads): JSON blobs,
+        schema in :mod:`.rpo`."""
+        if limit < 0:
+            raise errors.parameter_invalid(f"limit must be >= 0, got {limit}")
+        with self._progress_lock:
+            progress = {k[1]: v for k, v in self._progress.items() if k[0] == tunnel_id}
+
+        def blobs(state: TunnelState, now_us: int) -> Tuple[bytes, bytes]:
+            tokens = {c.channel_id: c.checkpoint for c in state.channels.values()}
+            if by_offset:
+                tokens.update({cid: token for cid, (_, token) in progress.items() if cid in tokens})
+            access = {cid: at_us * 1000 for cid, (at_us, _) in progress.items()}
+            return rpo.rpo_blobs(state, tokens, access, self._bounds(state.tunnel), now_us * 1000, limit)
+
+        return self._mutate(tunnel_id, blobs)
+
+    def schedule(self, tunnel_id: str, requests: Sequence[Tuple[str, int]]) -> None:
+        """Schedule: set channel statuses (see ``channels.schedule``)."""
+        self._mutate(tunnel_id, lambda state, now_us: rules.schedule(state, requests))
+
+    # ------------------------------------------------------------------
+    # Workers
+
+    def connect(self, tunnel_id: str, timeout_s: Optional[int] = None, client_tag: Optional[str] = None) -> str:
+        """ConnectTunnel: a new client lease. Returns the client id
+        (``<tag>_<random>``).
+
+        Args:
+          timeout_s: lease timeout in seconds; None or 0 means 300.
+
+        Raises:
+          ServiceError: OTSParameterInvalid (unknown tunnel, negative
+            timeout), OTSTunnelExpired.
+        """
+        if timeout_s is not None and timeout_s < 0:
+            raise errors.parameter_invalid(f"ClientConfig.timeout must be >= 0 seconds, got {timeout_s}")
+        timeout_us = (timeout_s or DEFAULT_CLIENT_TIMEOUT_S) * 1_000_000
+        tag = (client_tag or "").strip() or "client"
+        client_id = f"{tag}_{uuid.uuid4().hex[:16]}"
+
+        def connect(state: TunnelState, now_us: int) -> str:
+            if state.tunnel.expired:
+                raise self._expired(state.tunnel)
+            state.clients[client_id] = ClientRecord(client_id, tunnel_id, tag, timeout_us, now_us, now_us)
+            return client_id
+
+        self._mutate(tunnel_id, connect)
+        _LOGGER.info("[tunnel] %s: client %s connected (timeout %d s)", tunnel_id, client_id, timeout_us // 1_000_000)
+        return client_id
+
+    def heartbeat(
+        self, tunnel_id: str, client_id: str, reports: Sequence[Tuple[str, int, int]]
+    ) -> List[Tuple[str, int, int]]:
+        """Heartbeat: renew the lease, merge the reports ``(channel_id,
+        version, status number)``, rebalance, and return the channels assigned
+        to this client as ``(channel_id, version, status number)``.
+
+        Raises:
+          ServiceError: OTSParameterInvalid, OTSResourceGone, OTSTunnelExpired.
+        """
+
+        def heartbeat(state: TunnelState, now_us: int) -> List[Tuple[str, int, int]]:
+            client = state.clients.get(client_id)
+            self._check_client(state.tunnel, client_id, client)
+            if state.tunnel.expired:
+                raise self._expired(state.tunnel)
+            client.last_seen_us = now_us
+            if state.tunnel.stage == STAGE_INIT:
+                state.tunnel.stage = STAGE_STREAM if state.tunnel.tunnel_type == STREAM else STAGE_BASE
+            rules.merge_reports(state, client_id, reports)
+            self._advance_stage(state)
+            if state.tunnel.expired:
+                raise self._expired(state.tunnel)
+            rules.balance(state)
+            return [(c.channel_id, c.version, _STATUS_NUMBERS[c.status]) for c in rules.assigned_to(state, client_id)]
+
+        return self._mutate(tunnel_id, heartbeat)
+
+    def shutdown(self, tunnel_id: str, client_id: str) -> None:
+        """ShutdownTunnel: end the lease now and release its channels.
+
+        Raises:
+          ServiceError: OTSParameterInvalid, OTSResourceGone.
+        """
+
+        def shutdown(state: TunnelState, now_us: int) -> None:
+            self._check_client(state.tunnel, client_id, state.clients.get(client_id))
+            rules.end_lease(state, client_id, now_us, "shutdown")
+
+        self._mutate(tunnel_id, shutdown)
+
+    def get_checkpoint(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[str, int]:
+        """GetCheckpoint: ``(checkpoint, sequence_number)``; a never
+        checkpointed channel gives its initial token and 0."""
+        _, channel = self._load_for_data(tunnel_id, client_id, channel_id)
+        return channel.checkpoint, channel.sequence
+
+    def checkpoint(self, tunnel_id: str, client_id: str, channel_id: str, token: str, sequence: int) -> None:
+        """Checkpoint: store ``token`` when ``sequence`` is stored + 1.
+
+        Raises:
+          ServiceError: OTSSequenceNumberNotMatch, OTSResourceGone (not the
+            owner), OTSParameterInvalid (token not for this channel).
+        """
+        tunnel, channel = self._load_for_data(tunnel_id, client_id, channel_id)
+        count = self._checkpoint_count(tunnel, channel, token)
+        with self._storage.transaction() as conn:
+            channel = store.load_channel(conn, tunnel_id, channel_id)
+            if channel is None:
+                raise errors.parameter_invalid(f"channel {channel_id!r} does not exist in tunnel {tunnel_id}")
+            self._check_owner(channel, client_id)
+            expected = channel.sequence + 1
+            if sequence != expected and not (self._permissive and 0 <= sequence < expected):
+                raise errors.service_error(
+                    "OTSSequenceNumberNotMatch",
+                    f"checkpoint sequence number of channel {channel_id!r} must be {expected}, got {sequence}",
+                )
+            conn.execute(
+                "UPDATE tunnel_channels SET checkpoint = ?, sequence = ?, count = ? "
+                "WHERE tunnel_id = ? AND channel_id = ?",
+                (token, max(sequence, channel.sequence), channel.count if count is None else count,
+                 tunnel_id, channel_id),
+            )
+
+    @staticmethod
+    def _checkpoint_count(tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> Optional[int]:
+        """The token's record count, after checking it fits the channel
+        (None for ``finished``)."""
+        if token == FINISHED:
+            return None
+        try:
+            content = decode_token(token)
+            if channel.kind == BASE:
+                if content.primary_key is None:
+                    raise TokenError("a full-data channel needs a primary-key token")
+                plainbuffer.decode_row(content.primary_key)
+            else:
+                if content.iterator is None:
+                    raise TokenError("a stream channel needs a stream token")
+                iterator = decode_stream_iterator(content.iterator)
+                if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
+                    raise TokenError(f"the token belongs to shard {iterator.shard_id!r}")
+        except (TokenError, ValueError) as err:
+            raise errors.parameter_invalid(
+                f"checkpoint for channel {channel.channel_id!r} is not a valid token: {err}"
+            ) from None
+        return content.total_count
+
+    def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
+        """ReadRecords: the records after ``token`` (see :mod:`.reads`)."""
+        tunnel, channel = self._load_for_data(tunnel_id, client_id, channel_id)
+        self._check_owner(channel, client_id)
+        result = self._reader.read(tunnel, channel, token)
+        with self._progress_lock:
+            self._progress[(tunnel_id, channel_id)] = (self._clock.now_us(), result.next_token)
+        if result.next_token == FINISHED and token != FINISHED and result.total_count > channel.count:
+            with self._storage.transaction() as conn:
+                conn.execute(
+                    "UPDATE tunnel_channels SET count = MAX(count, ?) WHERE tunnel_id = ? AND channel_id = ?",
+                    (result.total_count, tunnel_id, channel_id),
+                )
+        return result
+
+    # ------------------------------------------------------------------
+    # Admin
+
+    def split_partition(self, table_name: str, partition_id: str, split_key) -> List[str]:
+        """Split a partition (admin). Stream channels of the children appear
+        on the next heartbeat or describe, in WAIT until the parent ends.
+
+        Returns:
+          The two child partition ids, lower range first.
+        """
+        children = self._tables.split_partition(table_name, partition_id, split_key)
+        return [child.partition_id for child in children]
+
+    def merge_partitions(self, table_name: str, left_id: str, right_id: str) -> str:
+        """Merge two adjacent partitions (admin). Returns the child's id."""
+        return self._tables.merge_partitions(table_name, left_id, right_id).partition_id
+
+    def close(self) -> None:
+        """Nothing to release: state lives in the shared storage."""
