@@ -169,12 +169,12 @@ def _plain(value: Any) -> Any:
 
 # Tunnel ActionType numbers (tunnel.proto).
 _ACTIONS = {1: Action.PUT, 2: Action.UPDATE, 3: Action.DELETE}
-# INCREMENT is absent on purpose: the service logs the result of an
-# increment as a put, so a record carrying one is malformed.
-_COLUMN_OPS = {
-    CellOp.PUT: ColumnOp.PUT,
-    CellOp.DELETE_ONE_VERSION: ColumnOp.DELETE_ONE_VERSION,
-    CellOp.DELETE_ALL_VERSIONS: ColumnOp.DELETE_ALL_VERSIONS,
+# CELL_TYPE byte -> op for records. INCREMENT (0x04) is left out on purpose:
+# the service logs the result of an increment as a put, so a record carrying
+# one is malformed and the decoder refuses it.
+_RECORD_OPS = {
+    int(CellOp.DELETE_ALL_VERSIONS): ColumnOp.DELETE_ALL_VERSIONS,
+    int(CellOp.DELETE_ONE_VERSION): ColumnOp.DELETE_ONE_VERSION,
 }
 _new_tuple = tuple.__new__
 
@@ -194,12 +194,13 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
       PlainBufferError: a ``record`` or ``origin_record`` is corrupt; the
         message names the record's index in the batch, the field and the
         channel, and ``offset``/``cell`` locate the fault inside the field.
-      ProtocolError: an unknown action type, or a column with an op tunnel
-        records never carry.
+        A column with an op tunnel records never carry (INCREMENT) is
+        reported the same way.
+      ProtocolError: a record without an action type this client knows.
     """
     decode = _pbdecode.decode
     new = _new_tuple
-    column_ops = _COLUMN_OPS
+    put = ColumnOp.PUT
     out: List[ChangeRecord] = []
     for index, pb_record in enumerate(pb_records):
         action = _ACTIONS.get(pb_record.action_type)
@@ -212,30 +213,18 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
             )
         field = "record"
         try:
-            row = decode(pb_record.record, False, True)[0]
+            row = decode(pb_record.record, False, True, Column, _RECORD_OPS, put)[0]
             origin = pb_record.origin_record
             if origin:
                 field = "origin_record"
-                origin_cells = decode(origin, True, True)[0].cells
+                origin_columns = decode(origin, True, True, Column, _RECORD_OPS, put)[0].cells
             else:
-                origin_cells = ()
+                origin_columns = ()
         except _pbdecode.Failure as failure:
             raise PlainBufferError(
                 f"record {index} of the batch from channel {channel_id!r}, field {field}: {failure.message}",
                 offset=failure.offset,
                 cell=failure.cell,
             ) from None
-        try:
-            columns = tuple([new(Column, (name, value, ts, column_ops[op])) for name, value, ts, op in row.cells])
-            origin_columns = (
-                tuple([new(Column, (name, value, ts, column_ops[op])) for name, value, ts, op in origin_cells])
-                if origin_cells
-                else ()
-            )
-        except KeyError as err:
-            raise ProtocolError(
-                f"record {index} of the batch from channel {channel_id!r} has a column with op "
-                f"{CellOp(err.args[0]).name}, which tunnel records never carry"
-            ) from None
-        out.append(new(ChangeRecord, (action, row.primary_key, columns, origin_columns, row.sequence, channel_id)))
+        out.append(new(ChangeRecord, (action, row.primary_key, row.cells, origin_columns, row.sequence, channel_id)))
     return out

@@ -20,7 +20,7 @@ Raises only :class:`Failure`, which the public functions turn into a
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from beam_tunnel.protocol._crc8 import CRC8_TABLE, crc8
 from beam_tunnel.protocol.rows import AUTO_INCREMENT, INF_MAX, INF_MIN, Cell, CellOp, Row, SequenceInfo
@@ -45,8 +45,13 @@ _F64_TAG = struct.Struct("<dB").unpack_from  # a double, then the next tag
 # SEQ_INFO body: EPOCH u32, TS i64, ROW_INDEX u32, each behind its tag.
 _SEQ_BODY = struct.Struct("<BIBqBI")
 _SEQ_TAGS = (0x0D, 0x0E, 0x0F)
+# EXTENSION len=24, SEQ_INFO len=19, SEQ_INFO_EPOCH; then the numbers with the
+# TS and ROW_INDEX tags (at +15 and +24) skipped.
+_SEQ_ONLY_START = b"\x0b\x18\x00\x00\x00\x0c\x13\x00\x00\x00\x0d"
+_SEQ_NUMBERS = struct.Struct("<IxqxI").unpack_from
 
-_OPS_BY_BYTE: Dict[int, CellOp] = {
+# CELL_TYPE byte -> op. Plain int keys: hashing an enum member runs Python code.
+CELL_OPS: Dict[int, Any] = {
     int(CellOp.DELETE_ALL_VERSIONS): CellOp.DELETE_ALL_VERSIONS,
     int(CellOp.DELETE_ONE_VERSION): CellOp.DELETE_ONE_VERSION,
     int(CellOp.INCREMENT): CellOp.INCREMENT,
@@ -82,9 +87,12 @@ _new_tuple = tuple.__new__
 
 def _name_entry(raw: bytes) -> Tuple[str, int]:
     entry = (raw.decode("utf-8"), crc8(0, raw))
-    if len(_NAME_CACHE) >= _NAME_CACHE_MAX:
-        _NAME_CACHE.clear()
-    _NAME_CACHE[raw] = entry
+    # Tablestore column names are at most 255 bytes; longer "names" come from
+    # corrupt input and are not worth keeping.
+    if len(raw) <= 255:
+        if len(_NAME_CACHE) >= _NAME_CACHE_MAX:
+            _NAME_CACHE.clear()
+        _NAME_CACHE[raw] = entry
     return entry
 
 
@@ -96,7 +104,14 @@ def _timestamp_entry(timestamp: int) -> int:
     return crc
 
 
-def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
+def decode(
+    data: bytes,
+    pk_optional: bool,
+    single: bool,
+    cell_type: type = Cell,
+    ops: Dict[int, Any] = CELL_OPS,
+    put: Any = CellOp.PUT,
+) -> List[Row]:
     """Decode header + rows.
 
     Args:
@@ -104,6 +119,10 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
       pk_optional: accept rows with no ROW_PK tag or no key cells (a tunnel
         record's before-image).
       single: expect exactly one row and nothing after it.
+      cell_type: the NamedTuple of (name, value, timestamp, op) to build data
+        cells as; the records module builds its Columns directly.
+      ops: CELL_TYPE byte -> op value; bytes not in it are refused.
+      put: the op value of a cell without CELL_TYPE.
 
     Raises:
       Failure: whatever is wrong, with its offset.
@@ -120,7 +139,6 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
     f64_tag = _F64_TAG
     names_get = _NAME_CACHE.get
     new = _new_tuple
-    put = CellOp.PUT
     shift8 = _SHIFT8
     timestamp_crcs_get = _TIMESTAMP_CRCS.get
     rows: List[Row] = []
@@ -206,9 +224,9 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
                     op = put
                     if tag == 6:  # CELL_TYPE
                         op_byte = data[pos + 1]
-                        op = _OPS_BY_BYTE.get(op_byte)
+                        op = ops.get(op_byte)
                         if op is None:
-                            raise Failure(f"unknown cell type 0x{op_byte:02x}", pos + 1, name)
+                            raise Failure(f"unexpected cell type 0x{op_byte:02x}", pos + 1, name)
                         pos += 2
                         tag = data[pos]
                     timestamp = None
@@ -219,7 +237,7 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
                             ts_crc = _timestamp_entry(timestamp)
                         crc = shift8[crc] ^ ts_crc
                         pos += 9
-                    if op:
+                    if op is not put:
                         # The checksum takes the op after the timestamp; the wire, before.
                         crc = table[crc ^ op_byte]
                     if tag != 10:  # CELL_CHECKSUM
@@ -230,8 +248,8 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
                     row_crc = table[row_crc ^ crc]
                     pos += 2
                     if not in_keys:
-                        cells.append(new(Cell, (name, value, timestamp, op)))
-                    elif value is None or op or timestamp is not None:
+                        cells.append(new(cell_type, (name, value, timestamp, op)))
+                    elif value is None or op is not put or timestamp is not None:
                         raise Failure("a primary-key cell needs a value and no cell type or timestamp", cell_start, name)
                     else:
                         keys.append((name, value))
@@ -249,7 +267,13 @@ def decode(data: bytes, pk_optional: bool, single: bool) -> List[Row]:
                 tag = data[pos]
             sequence = None
             if tag == 11:  # EXTENSION
-                pos, sequence = _decode_extension(data, pos)
+                # Fast path for the extension every stream record has: just
+                # SEQ_INFO. Anything else takes the general reader.
+                if data[pos : pos + 11] == _SEQ_ONLY_START and data[pos + 15] == 14 and data[pos + 24] == 15:
+                    sequence = new(SequenceInfo, _SEQ_NUMBERS(data, pos + 11))
+                    pos += 29
+                else:
+                    pos, sequence = _decode_extension(data, pos)
                 tag = data[pos]
             if tag != 9:  # ROW_CHECKSUM
                 raise Failure(f"expected ROW_CHECKSUM (0x09), found 0x{tag:02x}", pos)

@@ -25,6 +25,13 @@ Conventions this module settles:
   checksum covers the payload.
 * **Sequence info** epoch and row index are read as unsigned 32-bit numbers.
 * **Unknown extension blocks** are skipped by their length.
+* **Encoding validates** what the service or the SDK readers would reject,
+  raising ``ValueError`` that names the value: names must be str, integers
+  int64, values of a type in the table of :mod:`~beam_tunnel.protocol.rows`;
+  PUT and INCREMENT cells need a value, DELETE_* cells must not have one;
+  timestamps are ints in [0, 2**63) (the Java reader refuses negative ones);
+  a primary key has at least one column (Java refuses empty ones; so does
+  :func:`decode_row`).
 
 Every checksum is verified. Corrupt, truncated or checksum-failing input
 raises :class:`~beam_tunnel.errors.PlainBufferError` naming the offset and,

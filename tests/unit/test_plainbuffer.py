@@ -267,7 +267,7 @@ def _row_bytes(*cells):
     [
         (b"\x76\x00\x00\x00" + VERIFIED_PK[4:], "bad header", None),
         (_row_bytes(_cell("v", b"\x05" + _i64(1))), "unknown value type 0x05", "v"),
-        (_row_bytes(_cell("v", None, op=0x02)), "unknown cell type 0x02", "v"),
+        (_row_bytes(_cell("v", None, op=0x02)), "unexpected cell type 0x02", "v"),
         (_row_bytes(_cell("v", b"\x03" + _u32(2) + b"\xff\xfe")), "not valid UTF-8", "v"),
         (HEADER + _row([_cell("id", b"\x00" + _i64(1), ts=1)]), "primary-key cell", "id"),
         (HEADER + _row([]), "no primary-key cells", None),
