@@ -54,6 +54,9 @@ class EmulatorConfig:
       read_max_bytes: most record bytes one ReadRecords answer carries
         (default 4 MiB).
       faults: initial fault settings (default: none).
+      tunnel_permissive: accept data-plane calls (ReadRecords, GetCheckpoint,
+        Checkpoint) from client ids that hold no lease, as EMR's Spark source
+        relies on (default False: strict).
     """
 
     instance_name: str = DEFAULT_INSTANCE
@@ -69,6 +72,7 @@ class EmulatorConfig:
     read_max_records: int = 1000
     read_max_bytes: int = 4 * _MIB
     faults: FaultSettings = dataclasses.field(default_factory=FaultSettings)
+    tunnel_permissive: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.instance_name, str) or not _INSTANCE_RE.match(self.instance_name):
@@ -96,5 +100,7 @@ class EmulatorConfig:
         skew = self.max_date_skew_s
         if skew is not None and (not isinstance(skew, (int, float)) or isinstance(skew, bool) or skew <= 0):
             raise ValueError(f"max_date_skew_s must be a positive number of seconds or None, got {skew!r}")
+        if not isinstance(self.tunnel_permissive, bool):
+            raise ValueError(f"tunnel_permissive must be a bool, got {self.tunnel_permissive!r}")
         if not isinstance(self.faults, FaultSettings):
             raise ValueError(f"faults must be a FaultSettings, got {self.faults!r}")
