@@ -58,6 +58,7 @@ from beam_tunnel.client.retry import RetryPolicy
 from beam_tunnel.client.transport import HttpTransport
 from beam_tunnel.errors import ConfigError, TunnelError
 from beam_tunnel.protocol import tunnel_pb2 as pb
+from beam_tunnel.records import decode_records
 
 __all__ = ["TunnelClient"]
 
@@ -472,10 +473,6 @@ class TunnelClient:
             token=_convert.require_text("token", token),
         )
         response, info = self._call(_READ_RECORDS, request, self._config.read_retry)
-        # Imported here so the rest of the client works without the record
-        # codec loaded (and to keep import time low for control-plane users).
-        from beam_tunnel.records import decode_records
-
         records = decode_records(response.records, channel_id) if response.records else []
         return ReadResult(
             records=tuple(records),
