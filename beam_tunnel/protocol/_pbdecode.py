@@ -244,13 +244,15 @@ def decode(
                         raise Failure(f"expected CELL_CHECKSUM (0x0a), found 0x{tag:02x}", pos, name)
                     stored = data[pos + 1]
                     if stored != crc:
-                        raise Failure(f"cell checksum mismatch: stored 0x{stored:02x}, computed 0x{crc:02x}", pos + 1, name)
+                        message = f"cell checksum mismatch: stored 0x{stored:02x}, computed 0x{crc:02x}"
+                        raise Failure(message, pos + 1, name)
                     row_crc = table[row_crc ^ crc]
                     pos += 2
                     if not in_keys:
                         cells.append(new(cell_type, (name, value, timestamp, op)))
                     elif value is None or op is not put or timestamp is not None:
-                        raise Failure("a primary-key cell needs a value and no cell type or timestamp", cell_start, name)
+                        message = "a primary-key cell needs a value and no cell type or timestamp"
+                        raise Failure(message, cell_start, name)
                     else:
                         keys.append((name, value))
                     name = None

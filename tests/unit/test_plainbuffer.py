@@ -28,7 +28,9 @@ from beam_tunnel.protocol.plainbuffer import (
 from beam_tunnel.protocol.rows import AUTO_INCREMENT, INF_MAX, INF_MIN, Cell, CellOp, Row, SequenceInfo
 
 # The verified vector of tunnel-protocol.md §3.1: a base-data token's PK, key="5".
-VERIFIED_PK = bytes.fromhex("75000000" "01" "03" "04" "03000000" "6b6579" "05" "06000000" "03" "01000000" "35" "0a20" "09ae")
+VERIFIED_PK = bytes.fromhex(
+    "75000000" "01" "03" "04" "03000000" "6b6579" "05" "06000000" "03" "01000000" "35" "0a20" "09ae"
+)
 
 
 # --- an independent writer ------------------------------------------------
@@ -347,7 +349,9 @@ def test_value_subclasses_encode_as_their_base_type():
 _names = st.text(max_size=12)
 _int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _values = st.one_of(_int64, st.floats(allow_nan=False), st.booleans(), st.text(max_size=40), st.binary(max_size=40))
-_key_values = st.one_of(_int64, st.text(max_size=20), st.binary(max_size=20), st.sampled_from([INF_MIN, INF_MAX, AUTO_INCREMENT]))
+_key_values = st.one_of(
+    _int64, st.text(max_size=20), st.binary(max_size=20), st.sampled_from([INF_MIN, INF_MAX, AUTO_INCREMENT])
+)
 _timestamps = st.integers(min_value=0, max_value=2**63 - 1)
 _cells = st.one_of(
     st.builds(Cell, _names, _values, st.none() | _timestamps, st.just(CellOp.PUT)),

@@ -106,13 +106,25 @@ def test_our_puts_decode_with_the_sdk_reader():
     rows = [
         Row(
             primary_key=(("tenant", "t-1"), ("user", 42), ("blob", b"\x00\x01")),
-            cells=(Cell("s", "grüße"), Cell("i", -5, 1000), Cell("d", 0.25, 1001), Cell("b", False), Cell("x", b"\x02", 7)),
+            cells=(
+                Cell("s", "grüße"),
+                Cell("i", -5, 1000),
+                Cell("d", 0.25, 1001),
+                Cell("b", False),
+                Cell("x", b"\x02", 7),
+            ),
         ),
         Row(primary_key=(("tenant", "t-2"), ("user", 0), ("blob", b"")), deleted=True),
     ]
     primary_key, columns = _sdk_read_row(encode_row(rows[0]))
     assert primary_key == [("tenant", "t-1"), ("user", 42), ("blob", bytearray(b"\x00\x01"))]
-    assert columns == [("s", "grüße", None), ("i", -5, 1000), ("d", 0.25, 1001), ("b", False, None), ("x", bytearray(b"\x02"), 7)]
+    assert columns == [
+        ("s", "grüße", None),
+        ("i", -5, 1000),
+        ("d", 0.25, 1001),
+        ("b", False, None),
+        ("x", bytearray(b"\x02"), 7),
+    ]
 
     sdk_rows = PlainBufferCodedInputStream(PlainBufferInputStream(encode_rows(rows))).read_rows()
     assert [row.primary_key for row in sdk_rows] == [

@@ -30,7 +30,9 @@ def _wire(records):
 
 @pytest.fixture
 def batch():
-    put = Row(KEY, (Cell("name", "Ann", 1_700_000_000_000), Cell("photo", b"\x89PNG", 1_700_000_000_000)), sequence=SEQ_PUT)
+    put = Row(
+        KEY, (Cell("name", "Ann", 1_700_000_000_000), Cell("photo", b"\x89PNG", 1_700_000_000_000)), sequence=SEQ_PUT
+    )
     update = Row(
         KEY,
         (
@@ -130,15 +132,27 @@ def test_to_dict_is_json_with_readable_values(batch):
         "primary_key": {"tenant": "acme", "id": 7},
         "columns": [
             {"name": "name", "value": "Ann", "timestamp_ms": 1_700_000_000_000, "op": "put"},
-            {"name": "photo", "value": base64.b64encode(b"\x89PNG").decode(), "timestamp_ms": 1_700_000_000_000, "op": "put"},
+            {
+                "name": "photo",
+                "value": base64.b64encode(b"\x89PNG").decode(),
+                "timestamp_ms": 1_700_000_000_000,
+                "op": "put",
+            },
         ],
         "origin_columns": [],
-        "sequence": {"id": "00000000:00060a24181e4001:00000000", "epoch": 0, "timestamp_us": 1_700_000_000_000_001, "row_index": 0},
+        "sequence": {
+            "id": "00000000:00060a24181e4001:00000000",
+            "epoch": 0,
+            "timestamp_us": 1_700_000_000_000_001,
+            "row_index": 0,
+        },
         "write_time_us": 1_700_000_000_000_001,
         "is_full_data": False,
     }
     update_dict = json.loads(json.dumps(update.to_dict(), allow_nan=False))
-    assert update_dict["columns"][2] == {"name": "nick", "value": None, "timestamp_ms": None, "op": "delete_all_versions"}
+    assert update_dict["columns"][2] == {
+        "name": "nick", "value": None, "timestamp_ms": None, "op": "delete_all_versions"
+    }
     assert update_dict["origin_columns"][1]["value"] == "NaN"
     full_dict = full.to_dict()
     assert full_dict["sequence"] is None and full_dict["write_time_us"] is None and full_dict["is_full_data"] is True
@@ -149,12 +163,13 @@ def test_sequence_id_sorts_like_the_records():
     assert sorted(ids) == [ids[0], ids[1], ids[3], ids[2]]
 
 
-def test_corrupt_record_names_its_index_field_and_channel(batch):
+def test_corrupt_record_names_its_index_field_and_channel():
     good = encode_row(Row(KEY, sequence=SEQ_PUT))
     bad = bytearray(good)
     bad[-1] ^= 0xFF
     records = _wire([(1, good, None), (1, good, None), (1, bytes(bad), None)])
-    with pytest.raises(PlainBufferError, match=r"record 2 of the batch from channel 'ch-9', field record: row checksum") as info:
+    expected = r"record 2 of the batch from channel 'ch-9', field record: row checksum"
+    with pytest.raises(PlainBufferError, match=expected) as info:
         decode_records(records, "ch-9")
     assert info.value.offset == len(good) - 1
 
@@ -172,7 +187,8 @@ def test_unknown_action_type_is_not_read_as_put():
     # field then reads as PUT_ROW; the record must not pass as a put.
     record = encode_row(Row(KEY))
     raw_record = b"\x08\x07\x12" + bytes((len(record),)) + record
-    response = tunnel_pb2.ReadRecordsResponse.FromString(b"\x0a" + bytes((len(raw_record),)) + raw_record + b"\x12\x01t")
+    raw_response = b"\x0a" + bytes((len(raw_record),)) + raw_record + b"\x12\x01t"
+    response = tunnel_pb2.ReadRecordsResponse.FromString(raw_response)
     assert response.records[0].action_type == tunnel_pb2.PUT_ROW
     with pytest.raises(ProtocolError, match="record 0 .* no action_type this client knows"):
         decode_records(response.records, "c")
