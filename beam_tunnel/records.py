@@ -183,8 +183,8 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
     """Decode the ``records`` of one ``ReadRecordsResponse``.
 
     Args:
-      pb_records: the repeated ``Record`` field (objects with
-        ``action_type``, ``record`` and ``origin_record``).
+      pb_records: the repeated ``records`` field of a parsed
+        ``tunnel_pb2.ReadRecordsResponse``.
       channel_id: the channel the batch was read from; copied into each record.
 
     Returns:
