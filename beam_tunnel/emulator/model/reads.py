@@ -45,6 +45,7 @@ __all__ = [
     "BaseRecord",
     "MAX_ROW_INDEX",
     "start_position",
+    "starts_at_creation",
     "initial_stream_token",
     "initial_base_token",
     "key_from_bytes",
@@ -96,9 +97,18 @@ def start_position(tunnel: TunnelRecord, epoch: int) -> Optional[SequenceInfo]:
     return SequenceInfo(epoch, start_us - 1, MAX_ROW_INDEX)
 
 
-def initial_stream_token(tunnel: TunnelRecord, partition_id: str, epoch: int) -> str:
-    """The token a never-checkpointed stream channel starts from."""
-    iterator = StreamIterator(tunnel.stream_id, partition_id, start_position(tunnel, epoch))
+def starts_at_creation(tunnel: TunnelRecord) -> bool:
+    """True when the tunnel's stream part starts when the tunnel was created
+    (LATEST, or BaseAndStream)."""
+    return start_position(tunnel, 0) is not None and (
+        tunnel.tunnel_type == BASE_AND_STREAM or not tunnel.start_ns
+    )
+
+
+def initial_stream_token(tunnel: TunnelRecord, partition_id: str, position: Optional[SequenceInfo]) -> str:
+    """The token a never-checkpointed stream channel starts from: after
+    ``position`` (None: the first record kept)."""
+    iterator = StreamIterator(tunnel.stream_id, partition_id, position)
     return encode_token(TokenContent(iterator=encode_stream_iterator(iterator)))
 
 

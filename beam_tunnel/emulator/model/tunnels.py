@@ -44,7 +44,7 @@ from .. import errors
 from . import channels as rules
 from . import rpo
 from . import tunnel_store as store
-from .reads import Reader, ReadResult, initial_base_token, initial_stream_token, start_position
+from .reads import Reader, ReadResult, initial_base_token, initial_stream_token, start_position, starts_at_creation
 from .tables import StreamSpec
 from .tunnel_store import (
     BASE,
@@ -192,7 +192,7 @@ class TunnelBackend:
                                 tunnel.table_name)
                 tunnel.expired = True
                 return
-            self._add_stream_channels(state, now_us)
+            self._add_stream_channels(state)
         self._advance_stage(state)
 
     def _advance_stage(self, state: TunnelState) -> None:
@@ -208,23 +208,27 @@ class TunnelBackend:
         tunnel.stage = STAGE_STREAM
         _LOGGER.info("[tunnel] %s: full phase done, now %s", tunnel.tunnel_id, STAGE_STREAM)
 
-    def _add_stream_channels(self, state: TunnelState, now_us: int) -> None:
+    def _add_stream_channels(self, state: TunnelState, at_creation: bool = False) -> None:
         """A stream channel for every partition that has none yet.
 
-        A closed partition with nothing after the tunnel's start (at the time
-        its channel is made) starts TERMINATED, so its children need not wait.
+        At creation, a LATEST (or BaseAndStream) channel starts after the
+        last record already in its log: write times may run ahead of the
+        clock by a few µs, so the creation time alone is not enough. A
+        closed partition with nothing after the start starts TERMINATED, so
+        its children need not wait.
         """
         tunnel = state.tunnel
         for partition in self._tables.list_partitions(tunnel.table_name):
             if partition.partition_id in state.channels:
                 continue
-            token = initial_stream_token(tunnel, partition.partition_id, partition.epoch)
+            start = start_position(tunnel, partition.epoch)
+            _, last = self._streams.bounds(tunnel.table_name, partition.partition_id)
+            if at_creation and starts_at_creation(tunnel) and last is not None and last > start:
+                start = last
+            token = initial_stream_token(tunnel, partition.partition_id, start)
             status = WAIT
-            if partition.closed:
-                _, last = self._streams.bounds(tunnel.table_name, partition.partition_id)
-                start = start_position(tunnel, partition.epoch)
-                if last is None or (start is not None and last <= start):
-                    status, token = TERMINATED, FINISHED
+            if partition.closed and (last is None or (start is not None and last <= start)):
+                status, token = TERMINATED, FINISHED
             state.channels[partition.partition_id] = ChannelRecord(
                 tunnel.tunnel_id, partition.partition_id, STREAM, partition.partition_id,
                 tuple(partition.parent_ids), None, None, status, 0, None, token, 0, 0, False,
@@ -332,7 +336,7 @@ class TunnelBackend:
             if tunnel.has_base:
                 self._add_base_channels(state, info)
             if tunnel.has_stream:
-                self._add_stream_channels(state, now_us)
+                self._add_stream_channels(state, at_creation=True)
             state.save(conn)
         _LOGGER.info("[tunnel] created %s %r (%s) on %s with %d channel(s)", tunnel.tunnel_id, tunnel_name,
                      type_name, table_name, len(state.channels))
