@@ -28,11 +28,24 @@ _DEFINED_ENUMS = {name: number for number, name in _DEFINED_NAMES.items()}
 # Decoding helpers
 
 
+_MAX_ZERO_PADDING = 16
+
+
 def _row(data: bytes, field: str) -> Row:
     try:
         return decode_row(data)
     except PlainBufferError as err:
-        raise errors.parameter_invalid(f"{field} is not a valid PlainBuffer row: {err.message}") from None
+        error = err
+    # The Node SDK sizes key buffers with room to spare for INF_MIN/INF_MAX
+    # and sends the row followed by zero bytes; the service reads the one row
+    # and ignores them, so do the same.
+    padding = len(data) - len(data.rstrip(b"\x00"))
+    for cut in range(1, min(padding, _MAX_ZERO_PADDING) + 1):
+        try:
+            return decode_row(data[:-cut])
+        except PlainBufferError:
+            continue
+    raise errors.parameter_invalid(f"{field} is not a valid PlainBuffer row: {error.message}")
 
 
 def _no_transaction(request) -> None:
@@ -207,6 +220,7 @@ def describe_table(ctx, request: pb.DescribeTableRequest) -> pb.DescribeTableRes
     # Each split point as a one-column primary key (an emulator choice: the
     # SDKs do not parse shard_splits).
     response.shard_splits.extend(encode_primary_key(((first, value),)) for value in info.split_points)
+    response.table_status = pb.ACTIVE
     response.creation_time = info.created_us
     return response
 
