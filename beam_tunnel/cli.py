@@ -109,6 +109,54 @@ def _add_emulator(subparsers) -> None:
     faults.add_argument("--fault-all-paths", action="store_true", help="apply faults to table paths too")
     faults.add_argument("--fault-seed", type=int, default=None, help="seed of the fault RNG")
     parser.set_defaults(func=_run_emulator)
+    _add_emulator_admin(parser)
+
+
+def _add_emulator_admin(parser) -> None:
+    """``beam-tunnel emulator split|merge|partitions``: admin actions on a
+    running emulator, over its signed admin paths."""
+    from .emulator.config import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_INSTANCE
+
+    actions = parser.add_subparsers(dest="admin_action", metavar="ACTION",
+                                    help="act on a running emulator instead of starting one")
+    for name, helptext in (("partitions", "list a table's partitions"),
+                           ("split", "split an open partition at a first-column value"),
+                           ("merge", "merge two adjacent open partitions")):
+        action = actions.add_parser(name, help=helptext, description=helptext)
+        action.add_argument("--endpoint", default="http://127.0.0.1:8080", help="emulator endpoint")
+        action.add_argument("--instance", dest="admin_instance", default=DEFAULT_INSTANCE, help="instance name")
+        action.add_argument("--access-key-id", dest="admin_key_id", default=DEFAULT_ACCESS_KEY_ID)
+        action.add_argument("--access-key-secret", dest="admin_key_secret", default=DEFAULT_ACCESS_KEY_SECRET)
+        action.add_argument("table", help="table name")
+        if name == "split":
+            action.add_argument("partition", help="partition id (see 'partitions')")
+            action.add_argument("key", help="split value of the first key column")
+            action.add_argument("--integer", action="store_true", help="the key column is INTEGER")
+        elif name == "merge":
+            action.add_argument("left", help="left partition id")
+            action.add_argument("right", help="right partition id (starts where left ends)")
+        action.set_defaults(func=_run_emulator_admin)
+
+
+def _run_emulator_admin(args) -> int:
+    import json
+
+    from .emulator.admin import AdminClient
+    from .errors import TunnelError
+
+    try:
+        admin = AdminClient(args.endpoint, args.admin_instance, args.admin_key_id, args.admin_key_secret)
+        if args.admin_action == "partitions":
+            result = admin.partitions(args.table)
+        elif args.admin_action == "split":
+            result = admin.split(args.table, args.partition, int(args.key) if args.integer else args.key)
+        else:
+            result = admin.merge(args.table, args.left, args.right)
+    except (TunnelError, ValueError) as err:
+        print(f"beam-tunnel emulator {args.admin_action}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _access_keys(args) -> Optional[dict]:
@@ -170,6 +218,17 @@ def _run_emulator(args) -> int:
         server.stop()
     print("beam-tunnel emulator stopped", flush=True)
     return 0
+
+
+# ----------------------------------------------------------------------
+# beam-tunnel consume (implemented in beam_tunnel/worker/_consume.py)
+
+
+@command
+def _add_consume(subparsers) -> None:
+    from .worker._consume import add_consume_parser
+
+    add_consume_parser(subparsers)
 
 
 if __name__ == "__main__":

@@ -135,3 +135,26 @@ def test_admin_paths_need_a_valid_signature(env):
         assert status == 403 and table_pb2.Error.FromString(data).code == "OTSAuthFailed"
     finally:
         raw.close()
+
+
+def test_cli_and_admin_client_split_a_running_emulator(env, capsys):
+    from beam_tunnel.cli import main
+    from beam_tunnel.emulator.admin import AdminClient
+    from beam_tunnel.errors import ObjectNotExistError
+
+    server, _, _ = env
+    (root,) = [p.partition_id for p in server.backend.tables.list_partitions("t")]
+    assert main(["emulator", "split", "--endpoint", server.endpoint, "t", root, "m"]) == 0
+    children = json.loads(capsys.readouterr().out)
+    assert [p.partition_id for p in server.backend.tables.list_partitions("t") if not p.closed] == children
+    assert main(["emulator", "merge", "--endpoint", server.endpoint, "t", *children]) == 0
+    merged = json.loads(capsys.readouterr().out)
+    assert main(["emulator", "partitions", "--endpoint", server.endpoint, "t"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["partition_id"] for p in listed if not p["closed"]] == [merged]
+    assert main(["emulator", "split", "--endpoint", server.endpoint, "t", "nope", "x"]) == 1
+    assert "OTSObjectNotExist" in capsys.readouterr().err
+    admin = AdminClient(server.endpoint)
+    assert admin.split("t", merged, "q")[0] in {p["partition_id"] for p in admin.partitions("t")}
+    with pytest.raises(ObjectNotExistError, match="nope"):
+        admin.merge("t", "nope", merged)

@@ -138,7 +138,7 @@ class TunnelBackend:
         self._clock = clock
         self._tables = tables
         self._streams = streams
-        self._permissive = bool(getattr(config, "tunnel_permissive", False))
+        self._permissive = config.tunnel_permissive
         self._reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
         # Last ReadRecords per (tunnel, channel): (time µs, next token). Kept
         # in memory only: it feeds AccessTime and GetRpoByOffset.
