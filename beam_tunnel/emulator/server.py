@@ -117,7 +117,7 @@ class EmulatorServer:
                 raise
             self._port = self._httpd.server_address[1]
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name=_THREAD_NAME, daemon=True
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=_THREAD_NAME, daemon=True
             )
             self._thread.start()
         _LOGGER.info("[server] emulator serving %s (instance %s, data %s)",

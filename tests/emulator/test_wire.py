@@ -257,3 +257,26 @@ def test_signature_check_uses_hmac_sha1_over_the_documented_string(server, raw):
     digest = hmac.new(server.access_key_secret.encode(), text.encode(), hashlib.sha1).digest()
     headers["x-ots-signature"] = base64.b64encode(digest).decode()
     assert raw.post("/ListTable", b"", headers=headers)[0] == 200
+
+
+def test_key_rows_followed_by_zero_padding_are_read_as_one_row(server, raw):
+    # The Node SDK sends range bounds with spare zero bytes after the row.
+    from beam_tunnel.emulator.model.tables import PkColumn
+    from beam_tunnel.protocol.plainbuffer import encode_primary_key
+    from beam_tunnel.protocol.rows import INF_MAX, INF_MIN
+
+    server.backend.tables.create_table("t", [PkColumn("k", "INTEGER")])
+    request = table_pb2.GetRangeRequest(
+        table_name="t", direction=table_pb2.FORWARD, max_versions=1,
+        inclusive_start_primary_key=encode_primary_key((("k", INF_MIN),)) + b"\x00\x00",
+        exclusive_end_primary_key=encode_primary_key((("k", INF_MAX),)),
+    )
+    assert raw.post("/GetRange", request.SerializeToString())[0] == 200
+    request.exclusive_end_primary_key += b"\x01"
+    status, _, body = raw.post("/GetRange", request.SerializeToString())
+    code, message = _error(body)
+    assert (status, code) == (400, "OTSParameterInvalid") and "exclusive_end_primary_key" in message
+    request.exclusive_end_primary_key = request.inclusive_start_primary_key
+    status, _, body = raw.post("/GetRange", request.SerializeToString())
+    assert (status, _error(body)[0]) == (400, "OTSParameterInvalid")
+    assert "less than the end" in _error(body)[1]
