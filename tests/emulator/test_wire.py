@@ -280,3 +280,30 @@ def test_key_rows_followed_by_zero_padding_are_read_as_one_row(server, raw):
     status, _, body = raw.post("/GetRange", request.SerializeToString())
     assert (status, _error(body)[0]) == (400, "OTSParameterInvalid")
     assert "less than the end" in _error(body)[1]
+
+
+def test_stream_settings_through_update_and_describe_table(server, raw):
+    from beam_tunnel.emulator.model.tables import PkColumn
+    from beam_tunnel.protocol.plainbuffer import decode_row
+
+    server.backend.tables.create_table("t", [PkColumn("k", "INTEGER")], split_points=[5])
+    request = table_pb2.UpdateTableRequest(table_name="t")
+    request.stream_spec.enable_stream = True
+    request.stream_spec.expiration_time = 48
+    request.stream_spec.columns_to_get.extend(["a", "b"])
+    status, _, body = raw.post("/UpdateTable", request.SerializeToString())
+    assert status == 200
+    details = table_pb2.UpdateTableResponse.FromString(body).stream_details
+    assert (details.enable_stream, details.expiration_time, list(details.column_to_get)) == (True, 48, ["a", "b"])
+
+    status, _, body = raw.post("/DescribeTable", table_pb2.DescribeTableRequest(table_name="t").SerializeToString())
+    described = table_pb2.DescribeTableResponse.FromString(body)
+    stream = described.stream_details
+    assert stream.stream_id == f"t_{stream.last_enable_time}"
+    assert described.table_status == table_pb2.ACTIVE
+    assert [decode_row(split).primary_key for split in described.shard_splits] == [(("k", 5),)]
+
+    request = table_pb2.UpdateTableRequest(table_name="t")
+    request.stream_spec.enable_stream = False
+    assert raw.post("/UpdateTable", request.SerializeToString())[0] == 200
+    assert not server.backend.tables.describe_table("t").stream.enabled
