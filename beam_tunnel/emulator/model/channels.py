@@ -25,7 +25,7 @@ passed in. The rules follow what the official workers expect
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from .. import errors
 from .tunnel_store import (

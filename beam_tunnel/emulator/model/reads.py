@@ -187,7 +187,7 @@ class Reader:
         try:
             start = key_from_bytes(content.primary_key, INF_MIN)
         except PlainBufferError as err:
-            raise _bad_token(channel, f"its primary key does not decode: {err}") from None
+            raise _bad_token(channel, f"its primary key does not decode: {err.message}") from None
         end = key_from_bytes(channel.range_end, INF_MAX)
         records, next_key = self._tables.scan(tunnel.table_name, start, end, self._max_records, self._max_bytes)
         total = content.total_count + len(records)

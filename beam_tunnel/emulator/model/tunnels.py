@@ -11,16 +11,10 @@ refresh still commit the refresh, so an expired lease stays expired.
 
 Choices where the real service is undocumented (tunnel-protocol.md §7):
 
-* Unknown tunnel id -> OTSParameterInvalid (what the SDK workers treat as
-  "tunnel invalid" and stop on). Unknown table or tunnel name -> the same.
+* Unknown tunnel id, or unknown table / tunnel name -> OTSParameterInvalid
+  (what the SDK workers treat as "tunnel invalid" and stop on).
 * Unknown, expired or shut-down client id -> OTSResourceGone.
-* ReadRecords / Checkpoint from a live client that does not own the channel
-  -> OTSResourceGone (the channel moved: "channel version/status conflict";
-  the SDKs close the channel and carry on). GetCheckpoint is allowed for any
-  live client of the tunnel (it changes nothing).
-* ``permissive`` mode (as the EMR Spark source needs, §4.4) accepts any
-  client id, connected or not, on GetCheckpoint / ReadRecords / Checkpoint,
-  and any checkpoint sequence number up to stored + 1.
+* Data-plane ownership and permissive mode: see ``dataplane.py``.
 * The stage is InitBaseDataAndStreamShard until the first heartbeat.
 * A BaseAndStream tunnel whose stream data since its creation has expired
   by the time its full phase ends is marked expired; worker calls then get
@@ -31,20 +25,18 @@ Choices where the real service is undocumented (tunnel-protocol.md §7):
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from beam_tunnel.errors import ObjectNotExistError, ServiceError
-from beam_tunnel.protocol import plainbuffer, tunnel_pb2
-from beam_tunnel.protocol.rows import INF_MIN
-from beam_tunnel.protocol.tokens import FINISHED, TokenError, decode_stream_iterator, decode_token
+from beam_tunnel.protocol import tunnel_pb2
 
 from .. import errors
 from . import channels as rules
-from . import rpo
+from . import layout, rpo, tunnel_errors
 from . import tunnel_store as store
-from .reads import Reader, ReadResult, initial_base_token, initial_stream_token, start_position, starts_at_creation
+from .dataplane import DataPlane
+from .reads import Reader, ReadResult
 from .tables import StreamSpec
 from .tunnel_store import (
     BASE,
@@ -56,8 +48,6 @@ from .tunnel_store import (
     STAGE_STREAM,
     STREAM,
     TERMINATED,
-    WAIT,
-    ChannelRecord,
     ClientRecord,
     TunnelRecord,
     TunnelState,
@@ -117,10 +107,6 @@ def _view(tunnel: TunnelRecord) -> TunnelView:
     )
 
 
-def _tunnel_missing(tunnel_id: str) -> ServiceError:
-    return errors.parameter_invalid(f"tunnel {tunnel_id!r} does not exist")
-
-
 class TunnelBackend:
     """Tunnels, channels, client leases and checkpoints of one emulator.
 
@@ -139,11 +125,8 @@ class TunnelBackend:
         self._tables = tables
         self._streams = streams
         self._permissive = config.tunnel_permissive
-        self._reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
-        # Last ReadRecords per (tunnel, channel): (time µs, next token). Kept
-        # in memory only: it feeds AccessTime and GetRpoByOffset.
-        self._progress: Dict[Tuple[str, str], Tuple[int, str]] = {}
-        self._progress_lock = threading.Lock()
+        reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
+        self._data = DataPlane(storage, clock.now_us, reader, self._permissive)
         storage.ensure_schema(store.TUNNEL_DDL)
         tables.on_table_deleted(self._on_table_deleted)
 
@@ -166,7 +149,7 @@ class TunnelBackend:
         with self._storage.transaction() as conn:
             tunnel = store.load_tunnel(conn, tunnel_id)
             if tunnel is None:
-                raise _tunnel_missing(tunnel_id)
+                raise tunnel_errors.tunnel_missing(tunnel_id)
             state = store.load_state(conn, tunnel)
             now_us = self._clock.now_us()
             self._refresh(state, now_us)
@@ -192,7 +175,7 @@ class TunnelBackend:
                                 tunnel.table_name)
                 tunnel.expired = True
                 return
-            self._add_stream_channels(state)
+            layout.add_stream_channels(state, self._tables, self._streams)
         self._advance_stage(state)
 
     def _advance_stage(self, state: TunnelState) -> None:
@@ -207,78 +190,6 @@ class TunnelBackend:
             return
         tunnel.stage = STAGE_STREAM
         _LOGGER.info("[tunnel] %s: full phase done, now %s", tunnel.tunnel_id, STAGE_STREAM)
-
-    def _add_stream_channels(self, state: TunnelState, at_creation: bool = False) -> None:
-        """A stream channel for every partition that has none yet.
-
-        At creation, a LATEST (or BaseAndStream) channel starts after the
-        last record already in its log: write times may run ahead of the
-        clock by a few µs, so the creation time alone is not enough. A
-        closed partition with nothing after the start starts TERMINATED, so
-        its children need not wait.
-        """
-        tunnel = state.tunnel
-        for partition in self._tables.list_partitions(tunnel.table_name):
-            if partition.partition_id in state.channels:
-                continue
-            start = start_position(tunnel, partition.epoch)
-            _, last = self._streams.bounds(tunnel.table_name, partition.partition_id)
-            if at_creation and starts_at_creation(tunnel) and last is not None and last > start:
-                start = last
-            token = initial_stream_token(tunnel, partition.partition_id, start)
-            status = WAIT
-            if partition.closed and (last is None or (start is not None and last <= start)):
-                status, token = TERMINATED, FINISHED
-            state.channels[partition.partition_id] = ChannelRecord(
-                tunnel.tunnel_id, partition.partition_id, STREAM, partition.partition_id,
-                tuple(partition.parent_ids), None, None, status, 0, None, token, 0, 0, False,
-            )
-
-    def _load_for_data(self, tunnel_id: str, client_id: str, channel_id: str):
-        """Tunnel, channel and client for a data-plane call (read snapshot)."""
-        with self._storage.read() as conn:
-            tunnel = store.load_tunnel(conn, tunnel_id)
-            if tunnel is None:
-                raise _tunnel_missing(tunnel_id)
-            channel = store.load_channel(conn, tunnel_id, channel_id)
-            client = store.load_client(conn, client_id)
-        if tunnel.expired:
-            raise self._expired(tunnel)
-        if not self._permissive:
-            self._check_client(tunnel, client_id, client)
-        if channel is None:
-            raise errors.parameter_invalid(f"channel {channel_id!r} does not exist in tunnel {tunnel_id}")
-        return tunnel, channel
-
-    def _check_client(self, tunnel: TunnelRecord, client_id: str, client: Optional[ClientRecord]) -> ClientRecord:
-        if client is None or client.tunnel_id != tunnel.tunnel_id:
-            raise errors.service_error(
-                "OTSResourceGone", f"client {client_id!r} is not connected to tunnel {tunnel.tunnel_id}"
-            )
-        now_us = self._clock.now_us()
-        if not client.alive or now_us - client.last_seen_us > client.timeout_us:
-            reason = client.gone_reason or "heartbeat timeout"
-            raise errors.service_error(
-                "OTSResourceGone", f"client {client_id!r} of tunnel {tunnel.tunnel_id} is gone ({reason}); reconnect"
-            )
-        return client
-
-    def _check_owner(self, channel: ChannelRecord, client_id: str) -> None:
-        if self._permissive:
-            return
-        if channel.owner != client_id or channel.status not in (OPEN, CLOSING):
-            raise errors.service_error(
-                "OTSResourceGone",
-                f"channel {channel.channel_id!r} is not held by client {client_id!r} "
-                f"(status {channel.status}, version {channel.version})",
-            )
-
-    @staticmethod
-    def _expired(tunnel: TunnelRecord) -> ServiceError:
-        return errors.service_error(
-            "OTSTunnelExpired",
-            f"tunnel {tunnel.tunnel_id} expired: its stream data is no longer available",
-        )
 
     # ------------------------------------------------------------------
     # Management
@@ -321,9 +232,7 @@ class TunnelBackend:
             except ObjectNotExistError:
                 raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
             if store.find_tunnel(conn, table_name, tunnel_name) is not None:
-                raise errors.service_error(
-                    "OTSTunnelExist", f"tunnel {tunnel_name!r} already exists on table {table_name!r}"
-                )
+                raise tunnel_errors.tunnel_exist(table_name, tunnel_name)
             if type_name != BASE and not info.stream.enabled:
                 info = self._tables.update_table(table_name, stream=StreamSpec(True, _STREAM_RETENTION_HOURS))
                 _LOGGER.info("[tunnel] enabled the stream of %s for a %s tunnel", table_name, type_name)
@@ -334,27 +243,13 @@ class TunnelBackend:
             )
             state = TunnelState(tunnel)
             if tunnel.has_base:
-                self._add_base_channels(state, info)
+                layout.add_base_channels(state, self._tables, info)
             if tunnel.has_stream:
-                self._add_stream_channels(state, at_creation=True)
+                layout.add_stream_channels(state, self._tables, self._streams, at_creation=True)
             state.save(conn)
         _LOGGER.info("[tunnel] created %s %r (%s) on %s with %d channel(s)", tunnel.tunnel_id, tunnel_name,
                      type_name, table_name, len(state.channels))
         return tunnel.tunnel_id
-
-    def _add_base_channels(self, state: TunnelState, info) -> None:
-        """One full-data channel per open partition (they tile the key space)."""
-        lowest = tuple((column.name, INF_MIN) for column in info.primary_key)
-        for partition in self._tables.list_partitions(info.name):
-            if partition.closed:
-                continue
-            start = plainbuffer.encode_primary_key(lowest if partition.start is INF_MIN else partition.start)
-            end = None if not isinstance(partition.end, tuple) else plainbuffer.encode_primary_key(partition.end)
-            channel_id = f"BaseData_{partition.partition_id}"
-            state.channels[channel_id] = ChannelRecord(
-                state.tunnel.tunnel_id, channel_id, BASE, partition.partition_id, (), start, end,
-                WAIT, 0, None, initial_base_token(start), 0, 0, False,
-            )
 
     def delete_tunnel(self, table_name: str, tunnel_name: str, tunnel_id: Optional[str] = None) -> None:
         """DeleteTunnel: the tunnel, its channels, checkpoints and leases.
@@ -365,9 +260,7 @@ class TunnelBackend:
         with self._storage.transaction() as conn:
             tunnel = self._find(conn, table_name, tunnel_name, tunnel_id)
             store.delete_tunnel(conn, tunnel.tunnel_id)
-        with self._progress_lock:
-            for key in [k for k in self._progress if k[0] == tunnel.tunnel_id]:
-                del self._progress[key]
+        self._data.forget(tunnel.tunnel_id)
         _LOGGER.info("[tunnel] deleted %s %r", tunnel.tunnel_id, tunnel_name)
 
     @staticmethod
@@ -417,8 +310,7 @@ class TunnelBackend:
         schema in :mod:`.rpo`."""
         if limit < 0:
             raise errors.parameter_invalid(f"limit must be >= 0, got {limit}")
-        with self._progress_lock:
-            progress = {k[1]: v for k, v in self._progress.items() if k[0] == tunnel_id}
+        progress = self._data.progress(tunnel_id)
 
         def blobs(state: TunnelState, now_us: int) -> Tuple[bytes, bytes]:
             tokens = {c.channel_id: c.checkpoint for c in state.channels.values()}
@@ -455,7 +347,7 @@ class TunnelBackend:
 
         def connect(state: TunnelState, now_us: int) -> str:
             if state.tunnel.expired:
-                raise self._expired(state.tunnel)
+                raise tunnel_errors.tunnel_expired(state.tunnel.tunnel_id)
             state.clients[client_id] = ClientRecord(client_id, tunnel_id, tag, timeout_us, now_us, now_us)
             return client_id
 
@@ -476,16 +368,16 @@ class TunnelBackend:
 
         def heartbeat(state: TunnelState, now_us: int) -> List[Tuple[str, int, int]]:
             client = state.clients.get(client_id)
-            self._check_client(state.tunnel, client_id, client)
+            tunnel_errors.require_live_client(tunnel_id, client_id, client, now_us)
             if state.tunnel.expired:
-                raise self._expired(state.tunnel)
+                raise tunnel_errors.tunnel_expired(state.tunnel.tunnel_id)
             client.last_seen_us = now_us
             if state.tunnel.stage == STAGE_INIT:
                 state.tunnel.stage = STAGE_STREAM if state.tunnel.tunnel_type == STREAM else STAGE_BASE
             rules.merge_reports(state, client_id, reports)
             self._advance_stage(state)
             if state.tunnel.expired:
-                raise self._expired(state.tunnel)
+                raise tunnel_errors.tunnel_expired(state.tunnel.tunnel_id)
             rules.balance(state)
             return [(c.channel_id, c.version, _STATUS_NUMBERS[c.status]) for c in rules.assigned_to(state, client_id)]
 
@@ -499,7 +391,7 @@ class TunnelBackend:
         """
 
         def shutdown(state: TunnelState, now_us: int) -> None:
-            self._check_client(state.tunnel, client_id, state.clients.get(client_id))
+            tunnel_errors.require_live_client(tunnel_id, client_id, state.clients.get(client_id), now_us)
             rules.end_lease(state, client_id, now_us, "shutdown")
 
         self._mutate(tunnel_id, shutdown)
@@ -507,8 +399,7 @@ class TunnelBackend:
     def get_checkpoint(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[str, int]:
         """GetCheckpoint: ``(checkpoint, sequence_number)``; a never
         checkpointed channel gives its initial token and 0."""
-        _, channel = self._load_for_data(tunnel_id, client_id, channel_id)
-        return channel.checkpoint, channel.sequence
+        return self._data.get_checkpoint(tunnel_id, client_id, channel_id)
 
     def checkpoint(self, tunnel_id: str, client_id: str, channel_id: str, token: str, sequence: int) -> None:
         """Checkpoint: store ``token`` when ``sequence`` is stored + 1.
@@ -517,64 +408,11 @@ class TunnelBackend:
           ServiceError: OTSSequenceNumberNotMatch, OTSResourceGone (not the
             owner), OTSParameterInvalid (token not for this channel).
         """
-        tunnel, channel = self._load_for_data(tunnel_id, client_id, channel_id)
-        count = self._checkpoint_count(tunnel, channel, token)
-        with self._storage.transaction() as conn:
-            channel = store.load_channel(conn, tunnel_id, channel_id)
-            if channel is None:
-                raise errors.parameter_invalid(f"channel {channel_id!r} does not exist in tunnel {tunnel_id}")
-            self._check_owner(channel, client_id)
-            expected = channel.sequence + 1
-            if sequence != expected and not (self._permissive and 0 <= sequence < expected):
-                raise errors.service_error(
-                    "OTSSequenceNumberNotMatch",
-                    f"checkpoint sequence number of channel {channel_id!r} must be {expected}, got {sequence}",
-                )
-            conn.execute(
-                "UPDATE tunnel_channels SET checkpoint = ?, sequence = ?, count = ? "
-                "WHERE tunnel_id = ? AND channel_id = ?",
-                (token, max(sequence, channel.sequence), channel.count if count is None else count,
-                 tunnel_id, channel_id),
-            )
-
-    @staticmethod
-    def _checkpoint_count(tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> Optional[int]:
-        """The token's record count, after checking it fits the channel
-        (None for ``finished``)."""
-        if token == FINISHED:
-            return None
-        try:
-            content = decode_token(token)
-            if channel.kind == BASE:
-                if content.primary_key is None:
-                    raise TokenError("a full-data channel needs a primary-key token")
-                plainbuffer.decode_row(content.primary_key)
-            else:
-                if content.iterator is None:
-                    raise TokenError("a stream channel needs a stream token")
-                iterator = decode_stream_iterator(content.iterator)
-                if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
-                    raise TokenError(f"the token belongs to shard {iterator.shard_id!r}")
-        except (TokenError, ValueError) as err:
-            raise errors.parameter_invalid(
-                f"checkpoint for channel {channel.channel_id!r} is not a valid token: {err}"
-            ) from None
-        return content.total_count
+        self._data.checkpoint(tunnel_id, client_id, channel_id, token, sequence)
 
     def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
         """ReadRecords: the records after ``token`` (see :mod:`.reads`)."""
-        tunnel, channel = self._load_for_data(tunnel_id, client_id, channel_id)
-        self._check_owner(channel, client_id)
-        result = self._reader.read(tunnel, channel, token)
-        with self._progress_lock:
-            self._progress[(tunnel_id, channel_id)] = (self._clock.now_us(), result.next_token)
-        if result.next_token == FINISHED and token != FINISHED and result.total_count > channel.count:
-            with self._storage.transaction() as conn:
-                conn.execute(
-                    "UPDATE tunnel_channels SET count = MAX(count, ?) WHERE tunnel_id = ? AND channel_id = ?",
-                    (result.total_count, tunnel_id, channel_id),
-                )
-        return result
+        return self._data.read_records(tunnel_id, client_id, channel_id, token)
 
     # ------------------------------------------------------------------
     # Admin

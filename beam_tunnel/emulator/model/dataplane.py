@@ -1,0 +1,165 @@
+"""The data-plane calls: GetCheckpoint, Checkpoint and ReadRecords.
+
+They touch one channel each and never rebalance, so they read a snapshot
+instead of taking the write lock (ReadRecords must serve tens of thousands
+of records a second); only a checkpoint, and the read that finishes a
+channel, write.
+
+Rules (strict mode):
+
+* the client must hold a live lease on the tunnel (else OTSResourceGone);
+* ReadRecords and Checkpoint need the client to own the channel, OPEN or
+  CLOSING (a CLOSING owner may still flush its checkpoint) - else
+  OTSResourceGone: the channel moved, which the SDKs handle by closing it;
+* GetCheckpoint is open to any live client of the tunnel;
+* a checkpoint's sequence number must be stored + 1 (stored starts at 0),
+  else OTSSequenceNumberNotMatch; its token must parse and belong to the
+  channel (or be ``finished``), else OTSParameterInvalid.
+
+``permissive`` mode (EMR's Spark source, tunnel-protocol.md §4.4) skips the
+lease and ownership checks and accepts any sequence number up to stored + 1
+(the stored one never goes down).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Optional, Tuple
+
+from beam_tunnel.errors import PlainBufferError
+from beam_tunnel.protocol import plainbuffer
+from beam_tunnel.protocol.tokens import FINISHED, TokenError, decode_stream_iterator, decode_token
+
+from .. import errors
+from . import tunnel_errors
+from . import tunnel_store as store
+from .reads import Reader, ReadResult
+from .tunnel_store import BASE, CLOSING, OPEN, ChannelRecord, TunnelRecord
+
+__all__ = ["DataPlane"]
+
+
+class DataPlane:
+    """Serves the per-channel calls of one emulator.
+
+    Args:
+      storage: the shared Storage.
+      now_us: the clock.
+      reader: the :class:`~.reads.Reader`.
+      permissive: see the module doc.
+    """
+
+    def __init__(self, storage, now_us, reader: Reader, permissive: bool) -> None:
+        self._storage = storage
+        self._now_us = now_us
+        self._reader = reader
+        self._permissive = permissive
+        # Last ReadRecords per (tunnel, channel): (time µs, next token). In
+        # memory only: it feeds AccessTime and GetRpoByOffset.
+        self._progress: Dict[Tuple[str, str], Tuple[int, str]] = {}
+        self._progress_lock = threading.Lock()
+
+    def progress(self, tunnel_id: str) -> Dict[str, Tuple[int, str]]:
+        """channel id -> (last read µs, next token) for one tunnel."""
+        with self._progress_lock:
+            return {key[1]: value for key, value in self._progress.items() if key[0] == tunnel_id}
+
+    def forget(self, tunnel_id: str) -> None:
+        """Drop the read progress of a deleted tunnel."""
+        with self._progress_lock:
+            for key in [k for k in self._progress if k[0] == tunnel_id]:
+                del self._progress[key]
+
+    def _load(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[TunnelRecord, ChannelRecord]:
+        with self._storage.read() as conn:
+            tunnel = store.load_tunnel(conn, tunnel_id)
+            if tunnel is None:
+                raise tunnel_errors.tunnel_missing(tunnel_id)
+            channel = store.load_channel(conn, tunnel_id, channel_id)
+            client = store.load_client(conn, client_id)
+        if tunnel.expired:
+            raise tunnel_errors.tunnel_expired(tunnel_id)
+        if not self._permissive:
+            tunnel_errors.require_live_client(tunnel_id, client_id, client, self._now_us())
+        if channel is None:
+            raise tunnel_errors.channel_missing(tunnel_id, channel_id)
+        return tunnel, channel
+
+    def _require_owner(self, channel: ChannelRecord, client_id: str) -> None:
+        if self._permissive:
+            return
+        if channel.owner != client_id or channel.status not in (OPEN, CLOSING):
+            raise tunnel_errors.resource_gone(
+                f"channel {channel.channel_id!r} is not held by client {client_id!r} "
+                f"(status {channel.status}, version {channel.version})"
+            )
+
+    def get_checkpoint(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[str, int]:
+        """``(checkpoint, sequence_number)``; a never checkpointed channel
+        gives its initial token and 0."""
+        _, channel = self._load(tunnel_id, client_id, channel_id)
+        return channel.checkpoint, channel.sequence
+
+    def checkpoint(self, tunnel_id: str, client_id: str, channel_id: str, token: str, sequence: int) -> None:
+        """Store ``token`` as the channel's checkpoint (rules in the module doc)."""
+        tunnel, channel = self._load(tunnel_id, client_id, channel_id)
+        count = _token_count(tunnel, channel, token)
+        with self._storage.transaction() as conn:
+            channel = store.load_channel(conn, tunnel_id, channel_id)
+            if channel is None:  # deleted meanwhile
+                raise tunnel_errors.channel_missing(tunnel_id, channel_id)
+            self._require_owner(channel, client_id)
+            expected = channel.sequence + 1
+            if sequence != expected and not (self._permissive and 0 <= sequence < expected):
+                raise tunnel_errors.sequence_mismatch(channel_id, expected, sequence)
+            conn.execute(
+                "UPDATE tunnel_channels SET checkpoint = ?, sequence = ?, count = ? "
+                "WHERE tunnel_id = ? AND channel_id = ?",
+                (token, max(sequence, channel.sequence), channel.count if count is None else count,
+                 tunnel_id, channel_id),
+            )
+
+    def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
+        """The records after ``token`` (see :mod:`.reads`)."""
+        tunnel, channel = self._load(tunnel_id, client_id, channel_id)
+        self._require_owner(channel, client_id)
+        result = self._reader.read(tunnel, channel, token)
+        with self._progress_lock:
+            self._progress[(tunnel_id, channel_id)] = (self._now_us(), result.next_token)
+        if result.next_token == FINISHED and token != FINISHED and result.total_count > channel.count:
+            # The count would be lost with the "finished" checkpoint that
+            # follows; this happens once per channel.
+            with self._storage.transaction() as conn:
+                conn.execute(
+                    "UPDATE tunnel_channels SET count = MAX(count, ?) WHERE tunnel_id = ? AND channel_id = ?",
+                    (result.total_count, tunnel_id, channel_id),
+                )
+        return result
+
+
+def _token_count(tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> Optional[int]:
+    """The record count a checkpoint token carries, after checking that it
+    fits the channel; None for ``finished``.
+
+    Raises:
+      ServiceError: OTSParameterInvalid naming the channel and the problem.
+    """
+    if token == FINISHED:
+        return None
+    try:
+        content = decode_token(token)
+        if channel.kind == BASE:
+            if content.primary_key is None:
+                raise TokenError("a full-data channel needs a primary-key token")
+            plainbuffer.decode_row(content.primary_key)
+        else:
+            if content.iterator is None:
+                raise TokenError("a stream channel needs a stream token")
+            iterator = decode_stream_iterator(content.iterator)
+            if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
+                raise TokenError(f"the token belongs to shard {iterator.shard_id!r}")
+    except (TokenError, PlainBufferError) as err:
+        raise errors.parameter_invalid(
+            f"checkpoint for channel {channel.channel_id!r} is not a valid token: {err.message}"
+        ) from None
+    return content.total_count
