@@ -1,4 +1,4 @@
-"""Tables: schemas, rows with multi-version cells, partitions, stream log.
+"""Tables: rows with multi-version cells, partitions, stream log.
 
 :class:`TableBackend` has one method per table operation, taking plain
 Python values and returning plain values or ready PlainBuffer bytes; it
@@ -6,7 +6,9 @@ knows nothing of HTTP or protobuf. Every write runs in one SQLite
 transaction that also appends the stream-log records of the rows it
 changed, so a change is either stored and logged, or neither.
 
-Storage layout (see ``keys.py`` for the key encoding)::
+Table metadata and its checks live in ``schema.py``, read helpers in
+``rowreads.py``, version rules in ``versions.py``. Storage layout (see
+``keys.py`` for the key encoding)::
 
     tbl_tables      table id, name, schema/options as JSON, auto-increment counter
     tbl_partitions  see partitions.py
@@ -22,20 +24,32 @@ NULL when no column has more than one.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from beam_tunnel.errors import ServiceError
-from beam_tunnel.protocol.plainbuffer import HEADER, decode_row, encode_primary_key, encode_row, encode_row_without_pk
-from beam_tunnel.protocol.rows import AUTO_INCREMENT, INF_MAX, INF_MIN, Cell, PrimaryKey, Row, SequenceInfo
+from beam_tunnel.protocol.plainbuffer import decode_row, encode_primary_key, encode_row, encode_row_without_pk
+from beam_tunnel.protocol.rows import AUTO_INCREMENT, PrimaryKey, Row, SequenceInfo
 
 from .. import errors
 from . import partitions as parts_db
-from . import streamlog
-from .keys import PK_TYPES, PkColumn, bound_key, check_primary_key, sort_key, sort_value
+from . import rowreads, streamlog
+from .keys import PkColumn, check_primary_key, sort_key, sort_value
 from .partitions import Partition, PartitionMap
-from .versions import ReadOptions, all_cells, apply_put, apply_update, check_name, from_cells, latest_cells, select_cells
+from .rowreads import RangeResult
+from .schema import (
+    StreamInfo,
+    StreamSpec,
+    TableInfo,
+    check_defined,
+    check_options,
+    check_schema,
+    check_split_points,
+    info_from_json,
+    info_to_json,
+    next_stream_info,
+)
+from .versions import ReadOptions, all_cells, apply_put, apply_update, check_name, from_cells, latest_cells
 
 __all__ = [
     "TableBackend", "TableInfo", "StreamSpec", "StreamInfo", "RowChange", "WriteResult", "RangeResult",
@@ -72,56 +86,9 @@ CREATE TABLE IF NOT EXISTS tbl_meta (
 );
 """
 
-_MAX_PK_COLUMNS = 4  # the real service's limit
 _MAX_BATCH_ROWS = 200  # the real service's BatchWriteRow limit
-_TTL_MIN_S = 86400  # the real service refuses shorter (non-forever) TTLs
-_STREAM_HOURS = (1, 168)
 _PURGE_EVERY_US = 60 * 1_000_000  # lazy retention purge, at most once a minute per table
-_DEFINED_TYPES = ("INTEGER", "DOUBLE", "BOOLEAN", "STRING", "BINARY")
 _WRITE_CU_BYTES = 4096
-
-
-class StreamSpec(NamedTuple):
-    """Requested stream settings (CreateTable / UpdateTable).
-
-    Attributes:
-      enabled: turn the stream on or off.
-      expiration_hours: log retention, 1..168 hours; required to enable.
-      columns_to_get: columns whose old values each record carries as its
-        before-image (``origin_record``).
-    """
-
-    enabled: bool
-    expiration_hours: Optional[int] = None
-    columns_to_get: Tuple[str, ...] = ()
-
-
-class StreamInfo(NamedTuple):
-    """A table's stream as DescribeTable shows it."""
-
-    enabled: bool = False
-    stream_id: Optional[str] = None
-    expiration_hours: int = 0
-    last_enable_us: Optional[int] = None
-    columns_to_get: Tuple[str, ...] = ()
-
-
-class TableInfo(NamedTuple):
-    """Everything DescribeTable reports about a table."""
-
-    name: str
-    primary_key: Tuple[PkColumn, ...]
-    defined_columns: Tuple[Tuple[str, str], ...] = ()
-    time_to_live: int = -1  # seconds; -1 = forever
-    max_versions: int = 1
-    deviation_s: int = 86400
-    allow_update: bool = True
-    reserved_read: int = 0
-    reserved_write: int = 0
-    throughput_changed_s: int = 0  # seconds since the epoch
-    created_us: int = 0
-    stream: StreamInfo = StreamInfo()
-    split_points: Tuple = ()  # first-column values where partitions begin
 
 
 class RowChange(NamedTuple):
@@ -151,15 +118,6 @@ class WriteResult(NamedTuple):
     write_cu: int
 
 
-class RangeResult(NamedTuple):
-    """One GetRange page: PlainBuffer rows (b"" when none), the key to go on
-    from (None when the range is exhausted) and the row count."""
-
-    rows: bytes
-    next_start: Optional[PrimaryKey]
-    count: int
-
-
 class _Table(NamedTuple):
     """Cached, immutable state of one table (replaced wholesale on change)."""
 
@@ -167,26 +125,6 @@ class _Table(NamedTuple):
     info: TableInfo
     key_names: frozenset
     partitions: PartitionMap
-
-
-def _info_to_json(info: TableInfo) -> str:
-    data = info._asdict()
-    data.pop("split_points")
-    data["primary_key"] = [list(c) for c in info.primary_key]
-    data["defined_columns"] = [list(c) for c in info.defined_columns]
-    data["stream"] = info.stream._asdict()
-    data["stream"]["columns_to_get"] = list(info.stream.columns_to_get)
-    return json.dumps(data, sort_keys=True)
-
-
-def _info_from_json(text: str) -> TableInfo:
-    data = json.loads(text)
-    data["primary_key"] = tuple(PkColumn(*c) for c in data["primary_key"])
-    data["defined_columns"] = tuple(tuple(c) for c in data["defined_columns"])
-    stream = data["stream"]
-    stream["columns_to_get"] = tuple(stream["columns_to_get"])
-    data["stream"] = StreamInfo(**stream)
-    return TableInfo(**data)
 
 
 class TableBackend:
@@ -217,7 +155,7 @@ class TableBackend:
                 "SELECT table_id, name, info, auto_increment FROM tbl_tables"
             ).fetchall():
                 self._auto_increment[table_id] = auto
-                self._cache(table_id, _info_from_json(info_json), partition_rows.get(table_id, []))
+                self._cache(table_id, info_from_json(info_json), partition_rows.get(table_id, []))
 
     # ------------------------------------------------------------------
     # Cache and lookups
@@ -292,12 +230,12 @@ class TableBackend:
             the bad argument.
         """
         check_name("table", name)
-        schema = self._check_schema(primary_key)
-        defined = self._check_defined(defined_columns, schema)
-        self._check_options(time_to_live, max_versions, deviation_s)
-        points = self._check_split_points(schema, split_points)
+        schema = check_schema(primary_key)
+        defined = check_defined(defined_columns, schema)
+        check_options(time_to_live, max_versions, deviation_s)
+        points = check_split_points(schema, split_points)
         now_us = self._clock.now_us()
-        stream_info = self._stream_info(name, StreamInfo(), stream, now_us) if stream else StreamInfo()
+        stream_info = next_stream_info(name, StreamInfo(), stream, now_us) if stream else StreamInfo()
         info = TableInfo(
             name=name, primary_key=schema, defined_columns=defined, time_to_live=time_to_live,
             max_versions=max_versions, deviation_s=deviation_s, allow_update=bool(allow_update),
@@ -308,7 +246,7 @@ class TableBackend:
             if name in self._tables:
                 raise errors.object_already_exist(f"Requested table {name!r} already exists.")
             table_id = conn.execute(
-                "INSERT INTO tbl_tables (name, info) VALUES (?, ?)", (name, _info_to_json(info))
+                "INSERT INTO tbl_tables (name, info) VALUES (?, ?)", (name, info_to_json(info))
             ).lastrowid
             bounds = [None, *points, None]
             for ordinal, (low, high) in enumerate(zip(bounds, bounds[1:])):
@@ -323,85 +261,6 @@ class TableBackend:
         # Table name plus creation time, so a re-created table never reuses
         # an id a tunnel of the old one may still remember.
         return f"{info.name}_{info.created_us}_{ordinal}"
-
-    @staticmethod
-    def _check_schema(primary_key: Sequence[PkColumn]) -> Tuple[PkColumn, ...]:
-        schema = tuple(PkColumn(*c) for c in primary_key)
-        if not 1 <= len(schema) <= _MAX_PK_COLUMNS:
-            raise errors.parameter_invalid(
-                f"A table needs 1 to {_MAX_PK_COLUMNS} primary-key columns, got {len(schema)}."
-            )
-        seen = set()
-        for position, column in enumerate(schema):
-            check_name("primary-key column", column.name)
-            if column.name in seen:
-                raise errors.parameter_invalid(f"Duplicate primary-key column {column.name!r}.")
-            seen.add(column.name)
-            if column.type not in PK_TYPES:
-                raise errors.parameter_invalid(
-                    f"Primary-key column {column.name!r} has type {column.type!r}; expected one of {PK_TYPES}."
-                )
-            if column.auto_increment and (column.type != "INTEGER" or position == 0):
-                raise errors.parameter_invalid(
-                    f"AUTO_INCREMENT column {column.name!r} must be an INTEGER and not the first (partition) column."
-                )
-        if sum(c.auto_increment for c in schema) > 1:
-            raise errors.parameter_invalid("A table may have at most one AUTO_INCREMENT column.")
-        return schema
-
-    @staticmethod
-    def _check_defined(defined_columns, schema) -> Tuple[Tuple[str, str], ...]:
-        out = []
-        for name, kind in defined_columns:
-            check_name("defined column", name)
-            if kind not in _DEFINED_TYPES or any(c.name == name for c in schema):
-                raise errors.parameter_invalid(
-                    f"Defined column {name!r} of type {kind!r} is invalid (types: {_DEFINED_TYPES}, "
-                    "and names must differ from the primary-key columns)."
-                )
-            out.append((name, kind))
-        return tuple(out)
-
-    @staticmethod
-    def _check_options(time_to_live, max_versions, deviation_s) -> None:
-        if isinstance(time_to_live, bool) or not isinstance(time_to_live, int) or (
-            time_to_live != -1 and time_to_live < _TTL_MIN_S
-        ):
-            raise errors.parameter_invalid(
-                f"time_to_live must be -1 (forever) or at least {_TTL_MIN_S} seconds, got {time_to_live!r}."
-            )
-        if isinstance(max_versions, bool) or not isinstance(max_versions, int) or max_versions < 1:
-            raise errors.parameter_invalid(f"max_versions must be a positive integer, got {max_versions!r}.")
-        if isinstance(deviation_s, bool) or not isinstance(deviation_s, int) or deviation_s < 1:
-            raise errors.parameter_invalid(f"deviation_cell_version_in_sec must be positive, got {deviation_s!r}.")
-
-    @staticmethod
-    def _check_split_points(schema, split_points) -> Tuple:
-        first = schema[0]
-        points = tuple(split_points)
-        for value in points:
-            check_primary_key((first,), ((first.name, value),))
-        keys = [sort_value(v) for v in points]
-        if any(a >= b for a, b in zip(keys, keys[1:])):
-            raise errors.parameter_invalid(f"Split points must be strictly increasing, got {points!r:.300}.")
-        return points
-
-    def _stream_info(self, name: str, current: StreamInfo, spec: StreamSpec, now_us: int) -> StreamInfo:
-        if not spec.enabled:
-            return StreamInfo()
-        hours = spec.expiration_hours
-        if hours is None:
-            if not current.enabled:
-                raise errors.parameter_invalid("expiration_time (hours) is required to enable the stream.")
-            hours = current.expiration_hours
-        if isinstance(hours, bool) or not isinstance(hours, int) or not _STREAM_HOURS[0] <= hours <= _STREAM_HOURS[1]:
-            raise errors.parameter_invalid(
-                f"Stream expiration_time must be {_STREAM_HOURS[0]}..{_STREAM_HOURS[1]} hours, got {hours!r}."
-            )
-        columns = tuple(check_name("stream column", c) for c in spec.columns_to_get)
-        if current.enabled:
-            return current._replace(expiration_hours=hours, columns_to_get=columns)
-        return StreamInfo(True, f"{name}_{now_us}", hours, now_us, columns)
 
     def delete_table(self, name: str) -> None:
         """Delete a table, its rows, partitions and stream log.
@@ -460,7 +319,7 @@ class TableBackend:
                                  ("deviation_s", deviation_s), ("allow_update", allow_update)):
                 if value is not None:
                     changes[field] = value
-            self._check_options(
+            check_options(
                 changes.get("time_to_live", info.time_to_live),
                 changes.get("max_versions", info.max_versions),
                 changes.get("deviation_s", info.deviation_s),
@@ -471,11 +330,11 @@ class TableBackend:
                 changes["reserved_write"] = info.reserved_write if reserved_write is None else reserved_write
                 changes["throughput_changed_s"] = now_us // 1_000_000
             if stream is not None:
-                changes["stream"] = self._stream_info(name, info.stream, stream, now_us)
+                changes["stream"] = next_stream_info(name, info.stream, stream, now_us)
                 if info.stream.enabled and not stream.enabled:
                     streamlog.drop(conn, [p.pid for p in state.partitions.parts])
             info = info._replace(**changes)
-            conn.execute("UPDATE tbl_tables SET info = ? WHERE table_id = ?", (_info_to_json(info), state.table_id))
+            conn.execute("UPDATE tbl_tables SET info = ? WHERE table_id = ?", (info_to_json(info), state.table_id))
             state = self._recache(conn, state, info)
         return state.info
 
@@ -728,31 +587,13 @@ class TableBackend:
     # ------------------------------------------------------------------
     # Reads
 
+    # ------------------------------------------------------------------
+    # Reads
+
     def _ttl_floor_ms(self, info: TableInfo) -> Optional[int]:
         if info.time_to_live == -1:
             return None
         return self._clock.now_ms() - info.time_to_live * 1000
-
-    @staticmethod
-    def _select(latest: bytes, history: Optional[bytes], options: ReadOptions, ttl_floor: Optional[int]) -> Optional[bytes]:
-        """The row bytes (with header) a read returns, or None for "no row"."""
-        if ttl_floor is None and (options.plain or (history is None and not options.columns
-                                                    and options.time_range is None
-                                                    and options.start_column is None
-                                                    and options.end_column is None)):
-            return latest
-        row = decode_row(history or latest)
-        cells = select_cells(row.cells, options, ttl_floor)
-        wanted = set(options.columns)
-        pk = row.primary_key if not wanted else tuple(p for p in row.primary_key if p[0] in wanted)
-        if not cells and (row.cells or not pk):
-            # Nothing asked for is there: like the service, return no row
-            # unless the caller asked for key columns by name.
-            if not (wanted and pk):
-                return None
-        if not pk:
-            return encode_row_without_pk(tuple(cells))
-        return encode_row(Row(pk, tuple(cells)))
 
     def get_row(self, table: str, primary_key: PrimaryKey, options: ReadOptions = ReadOptions()) -> bytes:
         """GetRow: the row as PlainBuffer (with header), or b"" when absent.
@@ -769,38 +610,7 @@ class TableBackend:
             ).fetchone()
         if found is None:
             return b""
-        return self._select(found[0], found[1], options, self._ttl_floor_ms(state.info)) or b""
-
-    def _range_bounds(self, state: _Table, start, end, backward: bool) -> Tuple[bytes, bytes]:
-        schema = state.info.primary_key
-        keys = []
-        for label, bound in (("inclusive_start_primary_key", start), ("exclusive_end_primary_key", end)):
-            if bound is INF_MIN or bound is INF_MAX:
-                keys.append(bound_key(bound))
-            else:
-                try:
-                    keys.append(sort_key(check_primary_key(schema, bound, allow_inf=True)))
-                except ServiceError as err:
-                    raise errors.parameter_invalid(f"{label}: {err.message}") from None
-        low, high = keys
-        if (low >= high) if not backward else (low <= high):
-            order = "less" if not backward else "greater"
-            raise errors.parameter_invalid(
-                f"The start primary key must be {order} than the end primary key for a "
-                f"{'BACKWARD' if backward else 'FORWARD'} range."
-            )
-        return low, high
-
-    def _iterate(self, conn, state: _Table, low: bytes, high: bytes, backward: bool):
-        if backward:
-            return conn.execute(
-                "SELECT latest, history FROM tbl_rows WHERE table_id = ? AND pk <= ? AND pk > ? ORDER BY pk DESC",
-                (state.table_id, low, high),
-            )
-        return conn.execute(
-            "SELECT latest, history FROM tbl_rows WHERE table_id = ? AND pk >= ? AND pk < ? ORDER BY pk",
-            (state.table_id, low, high),
-        )
+        return rowreads.select_row(found[0], found[1], options, self._ttl_floor_ms(state.info)) or b""
 
     def get_range(
         self,
@@ -823,27 +633,19 @@ class TableBackend:
           ServiceError: OTSObjectNotExist or OTSParameterInvalid.
         """
         state = self._table(table)
-        low, high = self._range_bounds(state, start, end, backward)
+        low, high = rowreads.range_bounds(state.info.primary_key, start, end, backward)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise errors.parameter_invalid(f"limit must be a positive integer, got {limit!r}.")
         cap = min(limit or self._range_max_rows, self._range_max_rows)
-        ttl_floor = self._ttl_floor_ms(state.info)
-        out: List[bytes] = []
-        size = 0
-        next_start = None
         with self._storage.read() as conn:
-            for latest, history in self._iterate(conn, state, low, high, backward):
-                if len(out) >= cap or (out and size >= self._range_max_bytes):
-                    next_start = decode_row(latest).primary_key
-                    break
-                selected = self._select(latest, history, options, ttl_floor)
-                if selected is not None:
-                    out.append(selected)
-                    size += len(selected) - 4
-        rows = HEADER + b"".join([r[4:] for r in out]) if out else b""
-        return RangeResult(rows, next_start, len(out))
+            rows, next_start = rowreads.read_page(
+                rowreads.iterate(conn, state.table_id, low, high, backward),
+                options, self._ttl_floor_ms(state.info), cap, self._range_max_bytes,
+            )
+        return RangeResult(rowreads.join_rows(rows), next_start, len(rows))
 
-    def scan(self, table: str, start_pk, end_pk, max_rows: int, max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
+    def scan(self, table: str, start_pk, end_pk, max_rows: int,
+             max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
         """Current rows in key order, for base-data tunnel channels.
 
         Args:
@@ -864,28 +666,15 @@ class TableBackend:
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
         state = self._table(table)
-        low = bound_key(start_pk) if start_pk is INF_MIN else sort_key(
-            check_primary_key(state.info.primary_key, start_pk, allow_inf=True))
-        high = bound_key(end_pk) if end_pk is INF_MAX else sort_key(
-            check_primary_key(state.info.primary_key, end_pk, allow_inf=True))
-        ttl_floor = self._ttl_floor_ms(state.info)
-        records: List[bytes] = []
-        size = 0
-        next_pk = None
+        low = rowreads.scan_bound(state.info.primary_key, start_pk)
+        high = rowreads.scan_bound(state.info.primary_key, end_pk)
         if low >= high:
-            return records, None
+            return [], None
         with self._storage.read() as conn:
-            for latest, history in self._iterate(conn, state, low, high, False):
-                if len(records) >= max_rows or (records and size >= max_bytes):
-                    next_pk = decode_row(latest).primary_key
-                    break
-                if ttl_floor is not None:
-                    latest = self._select(latest, None, ReadOptions(), ttl_floor)
-                    if latest is None:
-                        continue
-                records.append(latest)
-                size += len(latest)
-        return records, next_pk
+            return rowreads.read_page(
+                rowreads.iterate(conn, state.table_id, low, high, False),
+                None, self._ttl_floor_ms(state.info), max_rows, max_bytes,
+            )
 
 
 class _WriteBatch:

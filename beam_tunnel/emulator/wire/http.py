@@ -182,7 +182,7 @@ class WireApp:
         name = request.DESCRIPTOR.name
         try:
             request.ParseFromString(body)
-        except DecodeError:
+        except (DecodeError, ValueError, RecursionError):
             raise errors.parameter_invalid(
                 f"Request body of {len(body)} bytes is not a valid {name} protobuf message."
             ) from None
