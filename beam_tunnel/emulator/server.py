@@ -49,7 +49,10 @@ class EmulatorServer:
       instance_name: the instance name clients must send.
       access_keys: AccessKey id -> secret; default one documented pair.
       clock: time source (default wall clock); pass a ``ManualClock`` to
-        move time in tests.
+        move time in tests. Request dates are checked, and answers dated,
+        by this clock: once it is moved more than 15 minutes away from the
+        wall clock, pass ``max_date_skew_s=None`` (and note that the
+        official SDKs, which check answer dates, will refuse the answers).
       faults: initial :class:`~.faults.FaultSettings` (default none).
       **options: other :class:`~.config.EmulatorConfig` fields
         (``max_body_bytes``, ``max_date_skew_s``, ``range_max_rows``, ...).

@@ -250,3 +250,49 @@ def test_split_points_become_partitions(ots, server):
         (INF_MIN_EMU, (("id", 10),)), ((("id", 10),), (("id", 20),)), ((("id", 20),), INF_MAX_EMU)
     ]
     assert server.backend.tables.describe_table("t").split_points == (10, 20)
+
+
+def test_concurrent_writers_and_readers(ots, server):
+    import threading
+
+    from beam_tunnel.emulator.model.tables import StreamSpec
+
+    _create(ots, schema=[("id", "INTEGER")])
+    server.backend.tables.update_table("orders", stream=StreamSpec(True, 24))
+    failures = []
+
+    def writer(base):
+        try:
+            for batch in range(10):
+                request = BatchWriteRowRequest()
+                request.add(TableInBatchWriteRowItem("orders", [
+                    PutRowItem(Row([("id", base + batch * 10 + i)], [("v", i)]),
+                               Condition(RowExistenceExpectation.IGNORE)) for i in range(10)
+                ]))
+                assert ots.batch_write_row(request).is_all_succeed()
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    def reader():
+        try:
+            for _ in range(20):
+                ots.get_range("orders", Direction.FORWARD, [("id", INF_MIN)], [("id", INF_MAX)], max_version=1)
+        except Exception as err:  # noqa: BLE001
+            failures.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k * 1000,)) for k in range(4)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    rows, next_key = [], [("id", INF_MIN)]
+    while next_key is not None:
+        _, next_key, page, _ = ots.get_range("orders", Direction.FORWARD, next_key, [("id", INF_MAX)], max_version=1)
+        rows.extend(page)
+    assert len(rows) == 400
+    partition = server.backend.tables.list_partitions("orders")[0].partition_id
+    entries = server.backend.streams.read("orders", partition, max_records=1000)
+    sequences = [entry.sequence for entry in entries]
+    assert len(entries) == 400 and sequences == sorted(set(sequences))
