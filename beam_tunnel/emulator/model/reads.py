@@ -216,7 +216,9 @@ class Reader:
             entries = [e for e in entries if e.sequence.timestamp < end_us]
             finished = True
         position = entries[-1].sequence if entries else after
-        if not finished:
+        _, last = self._streams.bounds(table, shard)
+        caught_up = last is None or (position is not None and position >= last)
+        if not finished and caught_up:
             finished = self._stream_ended(tunnel, channel, position, end_us)
         total = content.total_count + len(entries)
         if finished:
@@ -226,26 +228,27 @@ class Reader:
         else:
             moved = StreamIterator(iterator.stream_id, iterator.shard_id, position)
             next_token = encode_token(TokenContent(iterator=encode_stream_iterator(moved), total_count=total))
-        _, last = self._streams.bounds(table, shard)
-        may_more = last is not None and (position is None or position < last)
-        return ReadResult(entries, next_token, may_more, total)
+        return ReadResult(entries, next_token, not caught_up, total)
 
     def _stream_ended(
         self, tunnel: TunnelRecord, channel: ChannelRecord, position: Optional[SequenceInfo], end_us: Optional[int]
     ) -> bool:
-        """True when nothing more can ever be read after ``position``."""
-        if not self._partition_closed(tunnel.table_name, channel.partition_id) and end_us is None:
+        """True when a reader caught up at ``position`` will never see more:
+        the partition is closed (its log is sealed), or the clock has passed
+        the end offset and no record before it is still being written."""
+        table, shard = tunnel.table_name, channel.partition_id
+        if self._partition_closed(table, shard):
+            # Sealing happens under the write lock after every write to the
+            # partition committed, so bounds read now are final.
+            _, last = self._streams.bounds(table, shard)
+            return last is None or (position is not None and position >= last)
+        if end_us is None or self._now_us() < end_us:
             return False
-        # Under the write lock no write is half-done: every record that took
-        # a timestamp before now is in the log (sealing is atomic too).
+        # Under the write lock no write is half-done: a record stamped before
+        # the end offset is either in the log now or was never written.
         with self._storage.transaction():
-            _, last = self._streams.bounds(tunnel.table_name, channel.partition_id)
-            caught_up = last is None or (position is not None and position >= last)
-            if not caught_up:
-                return False
-            if self._partition_closed(tunnel.table_name, channel.partition_id):
-                return True
-            return end_us is not None and self._now_us() >= end_us
+            _, last = self._streams.bounds(table, shard)
+            return last is None or (position is not None and position >= last)
 
     def _partition_closed(self, table: str, partition_id: str) -> bool:
         for partition in self._tables.list_partitions(table):
