@@ -2,7 +2,7 @@
 
 In process, call the model directly::
 
-    server.backend.tunnels.split_partition("orders", partition_id, "m")
+    server.admin.split_partition("orders", partition_id, "m")
 
 From another process, :class:`AdminClient` signs requests to the admin
 paths (``/emulator/split``, ``/emulator/merge``, ``/emulator/partitions``;

@@ -226,6 +226,18 @@ class EmulatorServer:
             raise RuntimeError("EmulatorServer is not running; call start() first")
         return self._backend
 
+    @property
+    def admin(self):
+        """In-process admin actions: ``split_partition(table, partition_id,
+        split_key)`` and ``merge_partitions(table, left_id, right_id)`` (the
+        model's TunnelBackend; ``beam_tunnel.emulator.admin.AdminClient`` does
+        the same over HTTP).
+
+        Raises:
+          RuntimeError: when the server is not running.
+        """
+        return self.backend.tunnels
+
 
 class _IPv6Server(EmulatorHTTPServer):
     address_family = socket.AF_INET6

@@ -33,7 +33,7 @@ def test_split_children_open_only_after_parent_terminated(env):
     worker.heartbeat()
     put(ots, "t", "a1", v=1)
     put(ots, "t", "z1", v=1)
-    low, high = server.backend.tunnels.split_partition("t", parent, "m")
+    low, high = server.admin.split_partition("t", parent, "m")
     put(ots, "t", "b2", v=2)
     put(ots, "t", "n2", v=2)
 
@@ -60,7 +60,7 @@ def test_split_children_open_only_after_parent_terminated(env):
 def test_merge_child_waits_for_both_parents(env):
     server, ots, client = env
     (root,) = [p.partition_id for p in server.backend.tables.list_partitions("t")]
-    low, high = server.backend.tunnels.split_partition("t", root, "m")
+    low, high = server.admin.split_partition("t", root, "m")
     tunnel_id = client.create_tunnel("t", "tun", "Stream")
     # The root was split before the tunnel: nothing to read, born TERMINATED.
     assert _statuses(client)[root] == ChannelStatus.TERMINATED
@@ -68,7 +68,7 @@ def test_merge_child_waits_for_both_parents(env):
     worker.heartbeat()
     put(ots, "t", "c", v=1)
     put(ots, "t", "x", v=1)
-    merged = server.backend.tunnels.merge_partitions("t", low, high)
+    merged = server.admin.merge_partitions("t", low, high)
     put(ots, "t", "d", v=2)
     worker.heartbeat()
     assert _statuses(client)[merged] == ChannelStatus.WAIT
