@@ -260,3 +260,10 @@ def test_a_data_dir_serves_one_emulator_at_a_time(tmp_path):
     finally:
         first.close()
     Emulator(config).close()
+
+
+def test_update_with_only_deletes_does_not_create_a_row(emu):
+    _table(emu, splits=())
+    emu.tables.write_row(RowChange(UPDATE, "t", Row(_pk(1), (Cell("a", None, None, CellOp.DELETE_ALL_VERSIONS),))))
+    assert emu.tables.get_row("t", _pk(1)) == b""
+    assert [action for _, action, _, _ in next(iter(_log(emu).values()))] == [UPDATE]  # still logged

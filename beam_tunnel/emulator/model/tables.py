@@ -523,6 +523,8 @@ class TableBackend:
         elif action == UPDATE:
             current = from_cells(old_row.cells) if old_row is not None else {}
             versions, logged = apply_update(current, change.row.cells, state.key_names, write_ms, info.max_versions)
+            if old is None and not versions:
+                versions = None  # only deletes on a missing row: it stays missing
         else:
             versions, logged = None, ()
 
@@ -546,9 +548,9 @@ class TableBackend:
             log_row = (part.pid, batch.write_us, index, action, record, origin)
         returned = self._returned_row(change, pk, versions)
 
-        if latest is None:
+        if action == DELETE:
             conn.execute("DELETE FROM tbl_rows WHERE table_id = ? AND pk = ?", (state.table_id, key))
-        else:
+        elif latest is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO tbl_rows (table_id, pk, latest, history) VALUES (?, ?, ?, ?)",
                 (state.table_id, key, latest, history),
