@@ -215,3 +215,114 @@ def test_schedule_cannot_reopen_terminated():
     rules.schedule(state, [("c0", N_TERMINATED)])
     with pytest.raises(ParameterInvalidError, match="TERMINATED and cannot be OPEN"):
         rules.schedule(state, [("c0", N_OPEN)])
+
+
+# ---- property: random clients following the SDK rules --------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_STATUS_NUMBER = {OPEN: N_OPEN, CLOSING: N_CLOSING, CLOSE: N_CLOSE, TERMINATED: N_TERMINATED}
+_NUMBER_STATUS = {v: k for k, v in _STATUS_NUMBER.items()}
+_TIMEOUT_S = 10
+
+
+class _SimClient:
+    """A client's local channel table, merged as the SDKs do (§4.2)."""
+
+    def __init__(self, client_id):
+        self.client_id = client_id
+        self.local = {}  # channel id -> [version, status number]
+
+    def reports(self):
+        return [(cid, v, s) for cid, (v, s) in sorted(self.local.items())]
+
+    def merge(self, answer):
+        merged = {}
+        for channel in answer:
+            local = self.local.get(channel.channel_id)
+            if local and local[0] > channel.version:
+                merged[channel.channel_id] = local
+            else:
+                merged[channel.channel_id] = [channel.version, _STATUS_NUMBER[channel.status]]
+        self.local = merged
+        for cid, (version, status) in self.local.items():
+            if status == N_CLOSING:
+                self.local[cid] = [version + 1, N_CLOSE]
+
+
+_OPS = st.lists(
+    st.tuples(st.sampled_from(["connect", "heartbeat", "silence", "finish", "fail", "shutdown"]),
+              st.integers(0, 5), st.integers(0, 5)),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(n_channels=st.integers(1, 6), ops=_OPS)
+def test_random_clients_never_share_a_channel_and_end_balanced(n_channels, ops):
+    state = _state(n=n_channels, parents={"c5": ("c0",)} if n_channels == 6 else None)
+    clients = []
+    now = 0
+    for op, who, which in ops:
+        before = {c.channel_id: (c.owner, c.status, c.version) for c in state.channels.values()}
+        live = [c for c in clients if state.clients[c.client_id].alive]
+        released_by, let_go = set(), set()
+        if op == "connect" or not live:
+            client = _SimClient(f"k{len(clients)}")
+            _connect(state, client.client_id, at_us=now, timeout_s=_TIMEOUT_S)
+            clients.append(client)
+            continue
+        client = live[who % len(live)]
+        mine = sorted(cid for cid, (_, s) in client.local.items() if s == N_OPEN)
+        if op == "silence":
+            # Time passes; everyone but this client keeps heartbeating.
+            now += (_TIMEOUT_S + 1) * SECOND
+            for other in live:
+                if other is not client:
+                    state.clients[other.client_id].last_seen_us = now
+            released_by = set(rules.expire_leases(state, now))
+            assert released_by == {client.client_id}
+        elif op == "shutdown":
+            rules.end_lease(state, client.client_id, now, "shutdown")
+            released_by = {client.client_id}
+        else:
+            if op in ("finish", "fail") and mine:
+                cid = mine[which % len(mine)]
+                version = client.local[cid][0]
+                client.local[cid] = [version + 1, N_TERMINATED if op == "finish" else N_CLOSE]
+            reports = client.reports()
+            rules.merge_reports(state, client.client_id, reports)
+            state.clients[client.client_id].last_seen_us = now
+            rules.balance(state)
+            client.merge(rules.assigned_to(state, client.client_id))
+            released_by = {client.client_id}
+            # Channels this report let go of may move in the same step.
+            let_go = {cid for cid, v, s in reports if s in (N_CLOSE, N_TERMINATED)}
+        for channel in state.channels.values():
+            owner, status, version = before[channel.channel_id]
+            assert channel.version >= version
+            if (channel.status, channel.owner) != (status, owner):
+                assert channel.version > version or channel.owner is None, (channel, before[channel.channel_id])
+            if owner is not None and channel.owner != owner:
+                # The old owner let go: it reported CLOSE/TERMINATED or its lease ended.
+                assert owner in released_by
+                if op not in ("silence", "shutdown"):
+                    assert channel.channel_id in let_go
+            if channel.owner is not None:
+                assert state.clients[channel.owner].alive
+                assert not rules.is_blocked(state, channel)
+    # Let every live client settle: two rounds of heartbeats.
+    live = [c for c in clients if state.clients[c.client_id].alive]
+    for _ in range(3):
+        for client in live:
+            rules.merge_reports(state, client.client_id, client.reports())
+            rules.balance(state)
+            client.merge(rules.assigned_to(state, client.client_id))
+    if live:
+        loads = [sum(1 for c in state.channels.values() if c.owner == cl.client_id and c.status == OPEN)
+                 for cl in live]
+        assignable = [c for c in state.channels.values()
+                      if c.status != TERMINATED and not rules.is_blocked(state, c)]
+        assert sum(loads) == len(assignable)
+        assert max(loads) - min(loads) <= 1
