@@ -23,6 +23,7 @@ from beam_tunnel.errors import (
     PermissionDeniedError,
     ResourceGoneError,
     SequenceNumberMismatchError,
+    ServerUnavailableError,
     TransportError,
     TunnelError,
     TunnelExpiredError,
@@ -212,11 +213,12 @@ class _ChannelReader:
         """Commit the last acknowledged position, if it is new.
 
         Args:
-          required: try twice and raise if it still fails (the ``finished``
-            checkpoint); otherwise one try, a sequence conflict is only
-            logged and the next periodic commit uses the new sequence.
+          required: try up to three times and raise if it still fails (the
+            ``finished`` and final checkpoints); otherwise one try, a
+            sequence conflict is only logged and the next periodic commit
+            uses the new sequence.
         """
-        attempts = 2 if required else 1
+        attempts = 3 if required else 1
         for attempt in range(1, attempts + 1):
             if self._acked is None:
                 return
@@ -227,18 +229,24 @@ class _ChannelReader:
                 self._client.checkpoint(
                     self._tunnel_id, self._client_id, self.channel_id, request.token, request.sequence_number
                 )
-            except (SequenceNumberMismatchError, TransportError) as err:
-                if self._landed_or_resync(request):
-                    return
-                if attempt == attempts and (required or isinstance(err, TransportError)):
-                    raise
+            except (SequenceNumberMismatchError, ServerUnavailableError, TransportError) as err:
+                failure = err
+                try:
+                    if self._landed_or_resync(request):
+                        return
+                except (ServerUnavailableError, TransportError) as lookup_err:
+                    # Still unknown; a retry of the same request is safe: if
+                    # the first landed, the retry's mismatch reveals it.
+                    failure = lookup_err
+                if attempt == attempts and (required or not isinstance(failure, SequenceNumberMismatchError)):
+                    raise failure
                 continue
             self._ledger = self._ledger.committed(request)
             _LOGGER.debug("[checkpoint] channel %s seq=%d", self.channel_id, request.sequence_number)
             return
 
     def _landed_or_resync(self, request) -> bool:
-        """After a refused or unanswered Checkpoint, read what is stored.
+        """After a refused, failed or unanswered Checkpoint, read what is stored.
 
         Checkpoint is not idempotent, so a lost answer leaves it unknown
         whether the commit landed; the stored checkpoint says. True if it

@@ -417,8 +417,14 @@ class TunnelWorker:
                 # only move the channel (or open its successors) once it hears.
                 self._report_due = not self._closing
         if error is not None:
+            # A service answer explains itself; anything else (user code, a
+            # bug) needs its traceback.
             _LOGGER.warning(
-                "[read] channel %s stopped on %s: %s", cid, type(error).__name__, error, exc_info=error
+                "[read] channel %s stopped on %s: %s",
+                cid,
+                type(error).__name__,
+                error,
+                exc_info=None if isinstance(error, TunnelError) else error,
             )
         if isinstance(error, _CHANNEL_FATAL_ERRORS):
             self._fail(error)

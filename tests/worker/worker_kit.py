@@ -69,9 +69,14 @@ def write_rows(server, table: str, keys: Sequence[str]) -> List[Tuple[str, int]]
     return written
 
 
+_letters = itertools.count()
+
+
 def spread_keys(count: int, prefix: str = "") -> List[str]:
-    """``count`` keys spread over the whole a..z key space."""
-    return [f"{'abcdefghijklmnopqrstuvwxyz'[i % 26]}{prefix}{i:05d}" for i in range(count)]
+    """``count`` new keys whose first letters cycle through a..z across
+    calls, so writes reach every partition."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    return [f"{alphabet[next(_letters) % 26]}{prefix}{i:05d}" for i in range(count)]
 
 
 def ident(record) -> Tuple[str, int]:
