@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,12 +24,14 @@ import time
 from typing import IO, Optional
 
 from beam_tunnel.client.models import ChannelStatus, TunnelType
-from beam_tunnel.errors import ObjectNotExistError, TunnelError, TunnelExistError
+from beam_tunnel.errors import ConfigError, TunnelError, TunnelExistError
 from beam_tunnel.worker.config import WorkerConfig
 from beam_tunnel.worker.processor import ChannelProcessor
 from beam_tunnel.worker.worker import TunnelWorker
 
 _LOGGER = logging.getLogger(__name__)
+
+_ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
 _TYPES = {"BaseData": TunnelType.BASE_DATA, "Stream": TunnelType.STREAM, "BaseAndStream": TunnelType.BASE_AND_STREAM}
 
@@ -101,17 +104,41 @@ class _JsonLinesSink(ChannelProcessor):
                 self.lag_s = max(0.0, self._clock() - write_us / 1e6)
 
 
-def _progress_line(records: int, rate: float, lag_s: Optional[float], channels: int) -> str:
-    lag = "-" if lag_s is None else f"{lag_s:.1f}s"
-    return f"records={records} rate={rate:.1f}/s lag={lag} channels={channels}"
+class _Progress:
+    """Prints ``records=N rate=R/s lag=Ls channels=C`` on stderr.
+
+    rate: records per second since the previous line. lag: seconds between
+    the write and the delivery of the newest change delivered ("-" before
+    the first change, e.g. during a full-data phase). channels: how many
+    channels this client holds.
+    """
+
+    def __init__(self, sink: _JsonLinesSink, worker: TunnelWorker) -> None:
+        self._sink = sink
+        self._worker = worker
+        self._last_time = time.monotonic()
+        self._last_records = 0
+
+    def report(self) -> None:
+        now, records = time.monotonic(), self._sink.records
+        rate = (records - self._last_records) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_records = now, records
+        lag = "-" if self._sink.lag_s is None else f"{self._sink.lag_s:.1f}s"
+        channels = len(self._worker.channels())
+        print(f"records={records} rate={rate:.1f}/s lag={lag} channels={channels}", file=sys.stderr, flush=True)
 
 
 def _resolve_tunnel_id(client, args) -> str:
-    try:
-        return client.describe_tunnel(args.table, args.tunnel).tunnel.tunnel_id
-    except ObjectNotExistError:
-        if args.type is None:
-            raise
+    # Looked up by listing rather than by DescribeTunnel's error, whose code
+    # for a missing tunnel is not documented (the emulator says
+    # OTSParameterInvalid, as the service does for an invalid tunnel).
+    for info in client.list_tunnels(args.table):
+        if info.tunnel_name == args.tunnel:
+            return info.tunnel_id
+    if args.type is None:
+        raise ConfigError(
+            f"tunnel {args.tunnel!r} does not exist on table {args.table!r}; pass --type to create it"
+        )
     try:
         tunnel_id = client.create_tunnel(args.table, args.tunnel, _TYPES[args.type])
         print(f"created {args.type} tunnel {args.tunnel!r} on table {args.table!r}", file=sys.stderr)
@@ -145,7 +172,11 @@ def run_consume(args, client=None) -> int:
         if args.progress_interval < 0:
             raise ValueError(f"--progress-interval must be >= 0, got {args.progress_interval!r}")
         if client is None:
-            client = TunnelClient(args.endpoint, args.instance, args.access_key_id, args.access_key_secret)
+            secret = args.access_key_secret
+            if args.access_key_id is not None and secret is None:
+                # Keeps the secret off the command line (visible in ps).
+                secret = os.environ.get(_ENV_SECRET)
+            client = TunnelClient(args.endpoint, args.instance, args.access_key_id, secret)
     except (TunnelError, ValueError) as err:
         print(f"beam-tunnel consume: {err}", file=sys.stderr)
         return 2
@@ -169,23 +200,22 @@ def _consume(client, args, config: WorkerConfig, output) -> int:
     stop_requested = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop_requested.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     tick = args.progress_interval or 1.0
-    last_time, last_records = time.monotonic(), 0
+    progress = _Progress(sink, worker)
     worker.start()
     try:
         while not stop_requested.wait(tick):
             if not worker.running:
                 break
             if args.progress_interval:
-                now, records = time.monotonic(), sink.records
-                rate = (records - last_records) / max(now - last_time, 1e-9)
-                last_time, last_records = now, records
-                print(_progress_line(records, rate, sink.lag_s, len(worker.channels())), file=sys.stderr, flush=True)
+                progress.report()
             if args.stop_when_finished and _all_finished(client, args):
                 break
     finally:
         worker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if args.progress_interval:
+        progress.report()
     print(f"stopped: {sink.records} records written", file=sys.stderr, flush=True)
     if worker.error is not None:
         print(f"beam-tunnel consume: {worker.error}", file=sys.stderr)
