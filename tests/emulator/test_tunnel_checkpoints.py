@@ -3,7 +3,7 @@ from DescribeTunnel and GetRpo, and Schedule - over TunnelClient."""
 
 import pytest
 
-from beam_tunnel.client import ChannelStatus
+from beam_tunnel.client import Channel, ChannelStatus
 from beam_tunnel.errors import ParameterInvalidError, ResourceGoneError, SequenceNumberMismatchError
 from beam_tunnel.emulator import EmulatorServer, ManualClock
 from beam_tunnel.protocol import plainbuffer
@@ -221,3 +221,28 @@ def test_two_workers_reading_with_checkpoints_see_each_record_once(env):
     got = sorted(r.key["id"] for w in (a, b) for r in w.all_records())
     assert got == sorted(keys)
     assert b.all_records()  # b took over channels and resumed from a's checkpoints
+
+
+def test_checkpoint_finished_ends_the_channel_at_once(env):
+    server, _, ots, client = env
+    put(ots, "t", "row", v=1)
+    tunnel_id = client.create_tunnel("t", "bs", "BaseAndStream")
+    worker, base = _one_channel(client, tunnel_id)
+    token = client.get_checkpoint(tunnel_id, worker.client_id, base).checkpoint
+    result = client.read_records(tunnel_id, worker.client_id, base, token)
+    assert result.finished and [r.key["id"] for r in result.records] == ["row"]
+    client.checkpoint(tunnel_id, worker.client_id, base, "finished", 1)
+    described = client.describe_tunnel("t", "bs")
+    assert status_of(described, base) == ChannelStatus.TERMINATED
+    assert str(described.tunnel.stage) == "ProcessStream"
+    assert described.channels[0].count == 1
+    # The owner hears TERMINATED v+1 - what it would report itself - and acknowledges.
+    answer = client.heartbeat(tunnel_id, worker.client_id, [Channel(base, 1, ChannelStatus.OPEN)])
+    assert (base, 2, ChannelStatus.TERMINATED) in {(c.channel_id, c.version, c.status) for c in answer}
+    answer = client.heartbeat(tunnel_id, worker.client_id, [Channel(base, 2, ChannelStatus.TERMINATED)])
+    assert base not in {c.channel_id for c in answer}
+    assert {c.channel_id for c in answer} == {c.channel_id for c in described.channels} - {base}
+    # A late commit of the same end is fine; moving a finished channel back is not.
+    client.checkpoint(tunnel_id, worker.client_id, base, "finished", 2)
+    with pytest.raises(ResourceGoneError, match="TERMINATED"):
+        client.checkpoint(tunnel_id, worker.client_id, base, token, 3)

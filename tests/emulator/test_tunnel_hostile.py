@@ -11,8 +11,7 @@ from beam_tunnel.protocol import plainbuffer, table_pb2
 from beam_tunnel.protocol import tunnel_pb2 as pb
 from beam_tunnel.protocol.tokens import StreamIterator, TokenContent, encode_stream_iterator, encode_token
 
-from conftest import RawClient
-from tunnel_kit import Worker, make_table, tunnel_client
+from tunnel_kit import RawRequests, Worker, make_table, tunnel_client
 
 _PATHS = {
     "/tunnel/create": pb.CreateTunnelResponse,
@@ -42,7 +41,7 @@ def env():
         worker.heartbeat()
         base_worker = Worker(client, base_tunnel)
         base_worker.heartbeat()
-        raw = RawClient(server)
+        raw = RawRequests(server)
         yield {
             "server": server, "raw": raw, "tunnel": tunnel_id, "client": worker.client_id,
             "channel": worker.open_channels()[0], "base_tunnel": base_tunnel,

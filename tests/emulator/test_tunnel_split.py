@@ -10,8 +10,7 @@ from beam_tunnel.client import ChannelStatus
 from beam_tunnel.emulator import EmulatorServer, ManualClock
 from beam_tunnel.protocol import table_pb2
 
-from conftest import RawClient
-from tunnel_kit import Worker, make_table, ots_client, put, status_of, tunnel_client
+from tunnel_kit import RawRequests, Worker, make_table, ots_client, put, status_of, tunnel_client
 
 
 @pytest.fixture
@@ -43,7 +42,8 @@ def test_split_children_open_only_after_parent_terminated(env):
     worker.drain(parent)
     assert worker.tokens[parent] == "finished"
     assert [r.key["id"] for r in worker.records[parent]] == ["a1", "z1"]
-    # Finished but not yet reported TERMINATED: the children still wait.
+    # The "finished" checkpoint ended the parent; the children open on the
+    # next heartbeat (they were never opened yet, so they still show WAIT).
     assert _statuses(client)[low] == ChannelStatus.WAIT
     view = worker.heartbeat()
     assert view == {low: ("OPEN", 1), high: ("OPEN", 1)}
@@ -92,7 +92,7 @@ def _admin(raw, path, payload):
 
 def test_admin_paths_over_signed_http(env):
     server, ots, client = env
-    raw = RawClient(server)
+    raw = RawRequests(server)
     try:
         status, listed = _admin(raw, "/emulator/partitions", {"table": "t"})
         assert status == 200
@@ -129,7 +129,7 @@ def test_admin_paths_over_signed_http(env):
 
 def test_admin_paths_need_a_valid_signature(env):
     server, _, _ = env
-    raw = RawClient(server, secret="wrong-secret")
+    raw = RawRequests(server, secret="wrong-secret")
     try:
         status, _, data = raw.post("/emulator/partitions", StringValue(value='{"table": "t"}').SerializeToString())
         assert status == 403 and table_pb2.Error.FromString(data).code == "OTSAuthFailed"

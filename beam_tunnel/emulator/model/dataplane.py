@@ -14,7 +14,11 @@ Rules (strict mode):
 * GetCheckpoint is open to any live client of the tunnel;
 * a checkpoint's sequence number must be stored + 1 (stored starts at 0),
   else OTSSequenceNumberNotMatch; its token must parse and belong to the
-  channel (or be ``finished``), else OTSParameterInvalid.
+  channel (or be ``finished``), else OTSParameterInvalid;
+* checkpointing ``finished`` ends the channel's data: it becomes TERMINATED
+  (version + 1) at once, so its successors may open; the owner hears
+  TERMINATED v+1 and acknowledges it. A TERMINATED channel accepts only
+  ``finished`` again (late commits of the same end), from any live client.
 
 ``permissive`` mode (EMR's Spark source, tunnel-protocol.md §4.4) skips the
 lease and ownership checks and accepts any sequence number up to stored + 1
@@ -34,7 +38,7 @@ from .. import errors
 from . import tunnel_errors
 from . import tunnel_store as store
 from .reads import Reader, ReadResult
-from .tunnel_store import BASE, CLOSING, OPEN, ChannelRecord, TunnelRecord
+from .tunnel_store import BASE, CLOSING, OPEN, TERMINATED, ChannelRecord, TunnelRecord
 
 __all__ = ["DataPlane"]
 
@@ -108,15 +112,26 @@ class DataPlane:
             channel = store.load_channel(conn, tunnel_id, channel_id)
             if channel is None:  # deleted meanwhile
                 raise tunnel_errors.channel_missing(tunnel_id, channel_id)
-            self._require_owner(channel, client_id)
+            finishing = token == FINISHED
+            if channel.status != TERMINATED:
+                self._require_owner(channel, client_id)
+            elif not finishing:
+                raise tunnel_errors.resource_gone(
+                    f"channel {channel_id!r} is TERMINATED; only {FINISHED!r} may still be checkpointed"
+                )
             expected = channel.sequence + 1
             if sequence != expected and not (self._permissive and 0 <= sequence < expected):
                 raise tunnel_errors.sequence_mismatch(channel_id, expected, sequence)
+            status, version = channel.status, channel.version
+            if finishing and status != TERMINATED:
+                # The data is done: successors may open. The owner still
+                # hears TERMINATED v+1, which is what it reports anyway.
+                status, version = TERMINATED, version + 1
             conn.execute(
-                "UPDATE tunnel_channels SET checkpoint = ?, sequence = ?, count = ? "
+                "UPDATE tunnel_channels SET checkpoint = ?, sequence = ?, count = ?, status = ?, version = ? "
                 "WHERE tunnel_id = ? AND channel_id = ?",
                 (token, max(sequence, channel.sequence), channel.count if count is None else count,
-                 tunnel_id, channel_id),
+                 status, version, tunnel_id, channel_id),
             )
 
     def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
