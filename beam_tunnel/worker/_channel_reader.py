@@ -5,8 +5,8 @@ acknowledged position and commits it with the checkpoint sequence rule
 (:mod:`beam_tunnel.worker.checkpoints`): every ``checkpoint_interval_s``,
 when the channel finishes (the ``finished`` token, before TERMINATED is
 reported) and when the reader is stopped gracefully. It tells its owner (the
-:class:`TunnelWorker`) two things through narrow methods: that the channel
-is ready to read (``_reader_ready``, which may refuse), and how it ended
+worker's current ``_Session``) two things through narrow methods: that the
+channel is ready to read (``_reader_ready``, which may refuse), and how it ended
 (``_reader_exited``).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple
 
 from beam_tunnel.client.models import FINISHED_TOKEN
 from beam_tunnel.errors import (
@@ -37,7 +37,7 @@ from beam_tunnel.worker.processor import ChannelContext, ChannelProcessor
 
 if TYPE_CHECKING:  # pragma: no cover
     from beam_tunnel.client.tunnel_client import TunnelClient
-    from beam_tunnel.worker.worker import TunnelWorker
+    from beam_tunnel.worker._session import _Session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _ChannelReader:
 
     def __init__(
         self,
-        owner: "TunnelWorker",
+        owner: "_Session",
         client: "TunnelClient",
         tunnel_id: str,
         client_id: str,
@@ -62,7 +62,7 @@ class _ChannelReader:
         processor: ChannelProcessor,
         config: WorkerConfig,
         limit: _ParallelismLimit,
-        predecessor: Optional["_ChannelReader"] = None,
+        predecessors: Sequence["_ChannelReader"] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.channel_id = channel_id
@@ -73,7 +73,7 @@ class _ChannelReader:
         self._processor = processor
         self._interval_s = config.checkpoint_interval_s
         self._limit = limit
-        self._predecessor = predecessor
+        self._predecessors = list(predecessors)
         self._clock = clock
         self._queue = _BatchQueue(config.max_queued_batches)
         self._fetcher = _RecordFetcher(
@@ -151,11 +151,11 @@ class _ChannelReader:
         self._owner._reader_exited(self, finished, error)
 
     def _open(self) -> bool:
-        if self._predecessor is not None:
-            # The previous reader of this channel may still be inside a
-            # callback; per-channel order needs it gone first.
-            self._predecessor.join()
-            self._predecessor = None
+        # An earlier reader of this channel may still be inside a callback;
+        # per-channel order needs it gone first.
+        for predecessor in self._predecessors:
+            predecessor.join()
+        self._predecessors = []
         if self._stop_event.is_set():
             return False
         stored = self._client.get_checkpoint(self._tunnel_id, self._client_id, self.channel_id)

@@ -44,7 +44,7 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from beam_tunnel.errors import (
     AuthFailedError,
@@ -56,17 +56,10 @@ from beam_tunnel.errors import (
     TunnelError,
     TunnelExpiredError,
 )
-from beam_tunnel.worker._channel_reader import _CHANNEL_FATAL_ERRORS, _ChannelReader
 from beam_tunnel.worker._heartbeater import _Heartbeater
 from beam_tunnel.worker._limit import _ParallelismLimit
-from beam_tunnel.worker.channels import (
-    ChannelState,
-    heartbeat_channels,
-    mark_finished,
-    mark_reading,
-    mark_stopped,
-    merge_heartbeat,
-)
+from beam_tunnel.worker._session import _Session
+from beam_tunnel.worker.channels import ChannelState
 from beam_tunnel.worker.config import WorkerConfig
 from beam_tunnel.worker.processor import _as_processor
 
@@ -142,18 +135,11 @@ class TunnelWorker:
         self._closing = False
         self._done = threading.Event()
         self._error: Optional[BaseException] = None
-        # Lease state, replaced wholesale on every (re)connect.
-        self._client_id: Optional[str] = None
-        self._timer = config.heartbeat_timer()
-        self._table: Dict[str, ChannelState] = {}
-        self._report_due = False
-        # The reader that currently owns each channel, and every reader not
-        # yet exited (including ones told to stop).
-        self._readers: Dict[str, _ChannelReader] = {}
-        self._live: Set[_ChannelReader] = set()
+        # The current lease; None before connecting and while reconnecting.
+        self._session: Optional[_Session] = None
 
     def __repr__(self) -> str:
-        return f"TunnelWorker(tunnel_id={self._tunnel_id!r}, client_id={self._client_id!r})"
+        return f"TunnelWorker(tunnel_id={self._tunnel_id!r}, client_id={self.client_id!r})"
 
     # ---- public API ---------------------------------------------------------------
 
@@ -168,7 +154,8 @@ class TunnelWorker:
     @property
     def client_id(self) -> Optional[str]:
         """The current client id; None before connecting and while reconnecting."""
-        return self._client_id
+        session = self._session
+        return None if session is None else session.client_id
 
     @property
     def error(self) -> Optional[BaseException]:
@@ -182,8 +169,8 @@ class TunnelWorker:
 
     def channels(self) -> Dict[str, ChannelState]:
         """A snapshot of the channels this client holds, by id."""
-        with self._lock:
-            return dict(self._table)
+        session = self._session
+        return {} if session is None else session.channels()
 
     def start(self) -> None:
         """Connect and start reading, in the background. Returns at once.
@@ -203,6 +190,9 @@ class TunnelWorker:
         checkpoint what was acknowledged, then ShutdownTunnel so the service
         hands the channels to other clients at once. Idempotent; safe from a
         processor callback.
+
+        A request in flight is not cut short: with the service unreachable
+        the shutdown can take as long as the client's retry deadline.
 
         Args:
           timeout: seconds to wait for the shutdown; None waits until done.
@@ -245,7 +235,10 @@ class TunnelWorker:
 
         Raises:
           TunnelError: the fatal error that stopped the worker.
+          ConfigError: the worker was never started.
         """
+        if not self._started and not self._done.is_set():
+            raise ConfigError(f"{self!r} was not started; call start() first")
         stopped = self._done.wait(timeout)
         if stopped and self._error is not None:
             raise self._error
@@ -259,8 +252,8 @@ class TunnelWorker:
         self.stop()
 
     def _on_reader_thread(self) -> bool:
-        with self._lock:
-            return any(reader.owns_current_thread() for reader in self._live)
+        session = self._session
+        return session is not None and session.owns_current_thread()
 
     # ---- the heartbeat thread's policy ------------------------------------------------
 
@@ -269,9 +262,25 @@ class TunnelWorker:
         try:
             if self._closing:
                 return None
-            if self._client_id is None:
+            session = self._session
+            if session is None:
                 return self._connect()
-            return self._heartbeat()
+            now = self._clock()
+            if session.lease_expired(now):
+                return self._lose_lease(session, f"no heartbeat answered within {session.timeout_s:g} s")
+            delay = session.time_to_next(now)
+            if delay > 0:
+                return delay
+            try:
+                session.heartbeat(now)
+            except ResourceGoneError as err:
+                return self._lose_lease(session, str(err))
+            except _FATAL_ERRORS as err:
+                self._fail(err)
+                return None
+            except TunnelError as err:
+                _LOGGER.warning("[heartbeat] client %s: heartbeat failed: %s", session.client_id, err)
+            return session.time_to_next(self._clock())
         except Exception as err:  # a bug; never let the lease die silently
             _LOGGER.exception("[heartbeat] unexpected error")
             self._fail(err)
@@ -288,148 +297,46 @@ class TunnelWorker:
             delay = max(_MIN_CONNECT_RETRY_S, self._reconnect_delay())
             _LOGGER.warning("[heartbeat] connect to tunnel %s failed (%s); retrying in %.1f s", self._tunnel_id, err, delay)
             return delay
-        with self._lock:
-            self._client_id = client_id
-            self._timer = timer.connected(self._clock())
-            self._table = {}
-        _LOGGER.info("[heartbeat] connected to tunnel %s as %s", self._tunnel_id, client_id)
-        return 0.0
-
-    def _heartbeat(self) -> Optional[float]:
-        now = self._clock()
-        with self._lock:
-            timer = self._timer
-            if timer.lease_expired(now):
-                expired = True
-            else:
-                expired = False
-                if not timer.is_due(now) and not self._report_due:
-                    return timer.time_to_next(now)
-                request = heartbeat_channels(self._table)
-                self._timer = timer.sent(now)
-                self._report_due = False
-        if expired:
-            return self._lose_lease(f"no heartbeat answered within {timer.timeout_s:g} s")
-        try:
-            reply = self._client.heartbeat(self._tunnel_id, self._client_id, request)
-        except ResourceGoneError as err:
-            return self._lose_lease(str(err))
-        except _FATAL_ERRORS as err:
-            self._fail(err)
-            return None
-        except TunnelError as err:
-            _LOGGER.warning("[heartbeat] client %s: heartbeat failed: %s", self._client_id, err)
-            return self._timer.time_to_next(self._clock())
-        with self._lock:
-            if self._closing:
-                return None
-            self._timer = self._timer.succeeded(now)
-            plan = merge_heartbeat(self._table, reply)
-            self._table = dict(plan.channels)
-            for cid in plan.drop:
-                reader = self._readers.pop(cid, None)
-                if reader is not None:
-                    reader.signal_stop()
-            for cid in plan.close:
-                reader = self._readers.get(cid)
-                if reader is not None:
-                    reader.signal_stop()
-            for cid in plan.open:
-                self._start_reader(cid)
-        if plan.open or plan.close or plan.drop or plan.answer:
-            _LOGGER.info(
-                "[heartbeat] client %s: open=%s close=%s drop=%s answer=%s",
-                self._client_id,
-                list(plan.open),
-                list(plan.close),
-                list(plan.drop),
-                [f"{c.channel_id}:{c.status.value}:{c.version}" for c in plan.answer],
-            )
-        return self._timer.time_to_next(self._clock())
-
-    def _start_reader(self, channel_id: str) -> None:
-        """Start the reader of a newly opened channel; called under the lock."""
-        previous = [r for r in self._live if r.channel_id == channel_id]
-        for old in previous:
-            old.signal_stop()
-        reader = _ChannelReader(
-            self,
+        session = _Session(
             self._client,
             self._tunnel_id,
-            self._client_id,
-            channel_id,
+            client_id,
             self._processor,
             self._config,
             self._limit,
-            predecessor=previous[0] if len(previous) == 1 else _JoinAll(previous) if previous else None,
-            clock=self._clock,
+            timer.connected(self._clock()),
+            self._clock,
+            on_fatal=self._fail,
+            wake=self._heartbeater.wake,
         )
-        self._readers[channel_id] = reader
-        self._live.add(reader)
-        reader.start()
-
-    def _lose_lease(self, reason: str) -> float:
-        """Drop every channel and forget the client id; reconnect later."""
         with self._lock:
-            old_client_id, self._client_id = self._client_id, None
-            readers = list(self._live)
-            self._readers.clear()
-            self._table = {}
-        _LOGGER.warning(
-            "[heartbeat] client %s lost its lease (%s); stopping %d readers and reconnecting",
-            old_client_id,
-            reason,
-            len(readers),
-        )
+            if self._closing:
+                # Shutdown began meanwhile; it saw no session, so release
+                # this lease here rather than leave it to time out.
+                closing = True
+            else:
+                closing = False
+                self._session = session
+        if closing:
+            self._shutdown_client(client_id)
+            return None
+        _LOGGER.info("[heartbeat] connected to tunnel %s as %s", self._tunnel_id, client_id)
+        return 0.0
+
+    def _lose_lease(self, session: _Session, reason: str) -> float:
+        """Drop the session with all its channels; reconnect after a delay."""
+        with self._lock:
+            if self._session is session:
+                self._session = None
+        _LOGGER.warning("[heartbeat] client %s lost its lease (%s); reconnecting", session.client_id, reason)
         # Best effort: the final checkpoints may be refused now, which only
         # means the next owner starts from the previous checkpoint.
-        for reader in readers:
-            reader.signal_stop()
-        for reader in readers:
-            reader.join()
-        self._shutdown_client(old_client_id)
+        session.close(checkpoint=True)
+        self._shutdown_client(session.client_id)
         return self._reconnect_delay()
 
     def _reconnect_delay(self) -> float:
         return self._rng.uniform(0.0, self._config.reconnect_max_delay_s)
-
-    # ---- called by readers --------------------------------------------------------------
-
-    def _reader_ready(self, reader: _ChannelReader) -> bool:
-        """A reader fetched its checkpoint; may it read? (No if the channel
-        was closed, revoked or reopened for another reader meanwhile.)"""
-        with self._lock:
-            if self._closing or self._readers.get(reader.channel_id) is not reader:
-                return False
-            self._table, ok = mark_reading(self._table, reader.channel_id)
-            return ok
-
-    def _reader_exited(self, reader: _ChannelReader, finished: bool, error: Optional[BaseException]) -> None:
-        cid = reader.channel_id
-        with self._lock:
-            self._live.discard(reader)
-            current = self._readers.get(cid) is reader
-            if current:
-                del self._readers[cid]
-                update = mark_finished if finished else mark_stopped
-                self._table = update(self._table, cid)
-                # Answer now rather than at the next tick: the service can
-                # only move the channel (or open its successors) once it hears.
-                self._report_due = not self._closing
-        if error is not None:
-            # A service answer explains itself; anything else (user code, a
-            # bug) needs its traceback.
-            _LOGGER.warning(
-                "[read] channel %s stopped on %s: %s",
-                cid,
-                type(error).__name__,
-                error,
-                exc_info=None if isinstance(error, TunnelError) else error,
-            )
-        if isinstance(error, _CHANNEL_FATAL_ERRORS):
-            self._fail(error)
-        elif current:
-            self._heartbeater.wake()
 
     # ---- shutdown -------------------------------------------------------------------------
 
@@ -461,14 +368,11 @@ class TunnelWorker:
         # client still owns their channels; ShutdownTunnel last.
         self._heartbeater.stop()
         with self._lock:
-            readers = list(self._live)
-            client_id = self._client_id
-        for reader in readers:
-            reader.signal_stop(checkpoint=graceful)
-        for reader in readers:
-            reader.join()
-        if graceful:
-            self._shutdown_client(client_id)
+            session = self._session
+        if session is not None:
+            session.close(checkpoint=graceful)
+            if graceful:
+                self._shutdown_client(session.client_id)
         _LOGGER.info("[worker] tunnel %s: stopped (%s)", self._tunnel_id, "graceful" if graceful else "aborted")
         self._done.set()
 
@@ -479,13 +383,3 @@ class TunnelWorker:
             self._client.shutdown(self._tunnel_id, client_id)
         except TunnelError as err:
             _LOGGER.warning("[worker] ShutdownTunnel for client %s failed: %s", client_id, err)
-
-
-class _JoinAll:
-    """Stands for several earlier readers of one channel: joins them all."""
-
-    def __init__(self, readers) -> None:
-        self._readers = list(readers)
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        return all(reader.join(timeout) for reader in self._readers)
