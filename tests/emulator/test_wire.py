@@ -18,7 +18,7 @@ import pytest
 from beam_tunnel.emulator import EmulatorServer, FaultSettings, ManualClock
 from beam_tunnel.protocol import signing, table_pb2
 
-from conftest import RawClient
+from wire_kit import RawClient
 
 
 def _error(body):
