@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/codec_bench.py
+	$(PY) benchmarks/emulator_bench.py
 
 protos:
 	$(PY) -m pip install --quiet 'grpcio-tools>=1.71,<1.72'

@@ -36,8 +36,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="beam-tunnel",
         description="Tablestore Tunnel Service tools: client, embedded emulator, Beam pipelines.",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging level (default INFO)")
+    parser.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging level (default INFO; WARNING for demo)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _COMMANDS:
         register(subparsers)
@@ -52,7 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A subcommand may pick a quieter default (the demo prints its own story).
+    level = args.log_level or getattr(args, "log_level_default", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(func(args) or 0)
 
 
@@ -229,6 +231,32 @@ def _add_consume(subparsers) -> None:
     from .worker._consume import add_consume_parser
 
     add_consume_parser(subparsers)
+
+
+# ----------------------------------------------------------------------
+# beam-tunnel demo (implemented in beam_tunnel/demo.py)
+
+
+@command
+def _add_demo(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="read a full-then-incremental tunnel end to end on the embedded emulator",
+        description="Start the embedded emulator, fill a table, read it through a BaseAndStream "
+        "tunnel with a TunnelWorker while it changes, and check every write arrived once.",
+    )
+    parser.add_argument("--orders", type=int, default=3000, help="rows written before the tunnel (default 3000)")
+    parser.add_argument("--changes", type=int, default=1500, help="changes written while reading (default 1500)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
+    parser.set_defaults(func=_run_demo, log_level_default="WARNING")
+
+
+def _run_demo(args) -> int:
+    from .demo import main_exit_code
+
+    if args.orders < 1 or args.changes < 0:
+        raise SystemExit(f"--orders must be >= 1 and --changes >= 0, got {args.orders} and {args.changes}")
+    return main_exit_code(orders=args.orders, changes=args.changes, seed=args.seed)
 
 
 if __name__ == "__main__":
