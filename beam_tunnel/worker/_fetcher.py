@@ -91,7 +91,12 @@ class _RecordFetcher:
                 return
             if result.finished:
                 return
-            if is_stream_token(token) and not has_more(len(result.records), result.size_bytes, result.may_more_record):
+            more = has_more(len(result.records), result.size_bytes, result.may_more_record)
+            # Full-data channels are read back to back, as the SDKs do, unless
+            # an answer brings nothing new at all (never seen, but it must
+            # not become a busy loop).
+            stalled = not result.records and result.next_token == token
+            if (is_stream_token(token) and not more) or stalled:
                 idle_rounds += 1
             else:
                 idle_rounds = 0
