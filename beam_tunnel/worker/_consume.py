@@ -79,7 +79,9 @@ def add_consume_parser(subparsers) -> argparse.ArgumentParser:
     work.add_argument(
         "--reconnect-max-delay", type=float, default=defaults.reconnect_max_delay_s, help="seconds"
     )
-    parser.set_defaults(func=run_consume)
+    # Progress lines tell the story; INFO logs of every channel move would
+    # bury them (--log-level INFO brings them back).
+    parser.set_defaults(func=run_consume, log_level_default="WARNING")
     return parser
 
 
