@@ -1,5 +1,5 @@
 """Durability: the emulator as a separate process (the CLI), killed with
-SIGKILL right after acknowledging writes, loses none of them."""
+SIGKILL right after acknowledging writes or a checkpoint, loses none of them."""
 
 import os
 import signal
@@ -62,3 +62,47 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "stopped" in out
+
+
+def test_kill_9_keeps_tunnels_checkpoints_and_leases(tmp_path):
+    from beam_tunnel.client import ChannelStatus, TunnelClient
+
+    def tunnel_client(endpoint):
+        return TunnelClient(endpoint, "durable", "ak", "sk", retry_deadline=0)
+
+    proc, ots, lines = _start(tmp_path)
+    endpoint = next(line.split(":", 1)[1].strip() for line in lines if line.strip().startswith("endpoint:"))
+    try:
+        ots.create_table(tablestore.TableMeta("t", [("id", "INTEGER")]), tablestore.TableOptions(),
+                         tablestore.ReservedThroughput(tablestore.CapacityUnit(0, 0)))
+        client = tunnel_client(endpoint)
+        tunnel_id = client.create_tunnel("t", "durable-tunnel", "Stream")  # turns the stream on
+        client_id = client.connect(tunnel_id, timeout_s=600)
+        [channel] = client.heartbeat(tunnel_id, client_id, [])
+        assert channel.status is ChannelStatus.OPEN
+        for i in range(5):
+            ots.put_row("t", tablestore.Row([("id", i)], [("v", i)]))
+        token, sequence = client.get_checkpoint(tunnel_id, client_id, channel.channel_id)
+        first = client.read_records(tunnel_id, client_id, channel.channel_id, token)
+        assert [r.key["id"] for r in first.records] == [0, 1, 2, 3, 4]
+        client.checkpoint(tunnel_id, client_id, channel.channel_id, first.next_token, sequence + 1)
+    finally:
+        proc.kill()  # SIGKILL right after the checkpoint was acknowledged
+        proc.wait(10)
+
+    proc, ots, lines = _start(tmp_path)
+    endpoint = next(line.split(":", 1)[1].strip() for line in lines if line.strip().startswith("endpoint:"))
+    try:
+        client = tunnel_client(endpoint)
+        assert [t.tunnel_id for t in client.list_tunnels("t")] == [tunnel_id]
+        assert tuple(client.get_checkpoint(tunnel_id, client_id, channel.channel_id)) == (
+            first.next_token, sequence + 1)
+        # The lease survived the crash: the same client still owns the channel.
+        [again] = client.heartbeat(tunnel_id, client_id, [channel])
+        assert (again.channel_id, again.status) == (channel.channel_id, ChannelStatus.OPEN)
+        ots.put_row("t", tablestore.Row([("id", 5)], [("v", 5)]))
+        resumed = client.read_records(tunnel_id, client_id, channel.channel_id, first.next_token)
+        assert [r.key["id"] for r in resumed.records] == [5]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
