@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from _scripted_server import Ok
+from _scripted_server import Ok, Raw
 from beam_tunnel.client import (
     Channel,
     ChannelInfo,
@@ -309,3 +309,13 @@ def test_read_records_finished_with_hint(server, client):
 def test_checkpoint_info_is_a_tuple():
     info = CheckpointInfo("tok", 3)
     assert tuple(info) == ("tok", 3) and info.sequence_number == 3
+
+
+def test_unknown_response_fields_are_tolerated(server, client):
+    # A newer service may add fields: proto2 parsing must keep going. Field 9
+    # (varint 42) and field 10 (bytes) are unknown to HeartbeatResponse, and
+    # field 7 is unknown inside Channel.
+    channel = pb.Channel(channel_id="c1", version=3, status=pb.OPEN).SerializeToString() + b"\x38\x01"
+    body = b"\x0a" + bytes([len(channel)]) + channel + b"\x48\x2a" + b"\x52\x03abc"
+    server.script("/tunnel/heartbeat", Raw(200, body, content_type=""))
+    assert client.heartbeat("tid-9", "client-7", []) == [Channel("c1", 3, ChannelStatus.OPEN)]
