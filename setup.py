@@ -14,8 +14,8 @@ with open(os.path.join(_HERE, "README.md"), encoding="utf-8") as readme:
 # protobuf >= 6.33.5, so the test extra pins both to keep pip's resolver from
 # giving up. The library itself runs on protobuf 5.29+ and 6.x.
 _TEST_REQUIRES = [
-    # The release the project is developed against; later 2.x releases
-    # change DirectRunner behaviour the tests rely on, so CI stays on it.
+    # The release the project is developed and measured against, so CI
+    # resolves one known-good set of packages.
     "apache-beam==2.77.0",
     "pytest>=8",
     "pytest-timeout>=2.3",
