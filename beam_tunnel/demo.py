@@ -22,6 +22,7 @@ wire API too).
 from __future__ import annotations
 
 import collections
+import json
 import random
 import threading
 import time
@@ -233,7 +234,7 @@ def _summary(tally: _Tally, orders: int, written: int, elapsed: float, say) -> b
     actions = collections.Counter(record.action.value for record in tally.stream)
     say("  stream actions: " + ", ".join(f"{name}={count}" for name, count in sorted(actions.items())))
     for record in tally.samples:
-        say(f"  sample: {record.to_dict()}")
+        say(f"  sample: {json.dumps(record.to_dict())}")
     duplicates = sum(count - 1 for count in tally.full.values() if count > 1)
     checks = [
         (f"every one of {orders} orders read once in the full phase", full == orders and duplicates == 0),
