@@ -6,29 +6,13 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
-
 from ..config import EmulatorConfig
 from ..storage import Storage
 from .streamlog import StreamLog
 from .tables import TableBackend
+from .tunnels import TunnelBackend
 
 __all__ = ["Emulator"]
-
-_LOGGER = logging.getLogger(__name__)
-
-
-def _tunnel_backend_class():
-    # Written in parallel with the table side; until it exists the emulator
-    # serves the table API only.
-    name = "beam_tunnel.emulator.model.tunnels"
-    try:
-        return importlib.import_module(name).TunnelBackend
-    except ModuleNotFoundError as err:
-        if err.name != name:
-            raise
-        return None
 
 
 class Emulator:
@@ -42,7 +26,7 @@ class Emulator:
       config, clock, storage: as configured.
       tables: :class:`~.tables.TableBackend`.
       streams: :class:`~.streamlog.StreamLog`.
-      tunnels: ``TunnelBackend(storage, clock, tables, streams, config)``.
+      tunnels: :class:`~.tunnels.TunnelBackend`.
     """
 
     def __init__(self, config: EmulatorConfig) -> None:
@@ -57,17 +41,11 @@ class Emulator:
                 range_max_rows=config.range_max_rows, range_max_bytes=config.range_max_bytes,
             )
             self.streams = StreamLog(self.storage, self.tables)
-            tunnel_cls = _tunnel_backend_class()
-            self.tunnels = (
-                tunnel_cls(self.storage, self.clock, self.tables, self.streams, config) if tunnel_cls else None
-            )
+            self.tunnels = TunnelBackend(self.storage, self.clock, self.tables, self.streams, config)
         except BaseException:
             self.storage.close()
             raise
 
     def close(self) -> None:
         """Release the storage (idempotent)."""
-        closer = getattr(self.tunnels, "close", None)
-        if closer is not None:
-            closer()
         self.storage.close()

@@ -430,6 +430,3 @@ class TunnelBackend:
     def merge_partitions(self, table_name: str, left_id: str, right_id: str) -> str:
         """Merge two adjacent partitions (admin). Returns the child's id."""
         return self._tables.merge_partitions(table_name, left_id, right_id).partition_id
-
-    def close(self) -> None:
-        """Nothing to release: state lives in the shared storage."""

@@ -1,4 +1,4 @@
-"""Routing: URL path -> handler. Both APIs register here.
+"""Routing: URL path -> handler. The table, tunnel and admin APIs register here.
 
 Each handler module exposes ``ROUTES``, a list of :class:`Route`. A handler
 is ``handler(ctx: RequestContext, request) -> response message``: it decodes
@@ -8,8 +8,7 @@ response; the HTTP layer does parsing, auth, errors and signing.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable, Dict, Iterable, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple
 
 __all__ = ["Route", "RequestContext", "API_TABLE", "API_TUNNEL", "API_ADMIN", "build_routes"]
 
@@ -47,38 +46,23 @@ class Route(NamedTuple):
     api: str
 
 
-# Modules whose ROUTES are served. The tunnel handlers are written in
-# parallel with the rest; until that module exists only the table API is up.
-_HANDLER_MODULES = (
-    "beam_tunnel.emulator.wire.table_handlers",
-    "beam_tunnel.emulator.wire.tunnel_handlers",
-)
-
-
-def _load(module_name: str) -> Iterable[Route]:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name == module_name:
-            return ()
-        raise
-    return module.ROUTES
-
-
 def build_routes() -> Dict[str, Route]:
     """The path -> :class:`Route` table of every registered API.
 
     Raises:
       ValueError: when two routes claim one path or a route is malformed.
     """
+    # Imported here, not at the top: the handler modules import Route from
+    # this module.
+    from . import admin_handlers, table_handlers, tunnel_handlers
+
     table: Dict[str, Route] = {}
-    for module_name in _HANDLER_MODULES:
-        for route in _load(module_name):
-            if not route.path.startswith("/"):
-                raise ValueError(f"route path must start with '/', got {route.path!r}")
-            if route.api not in _APIS:
-                raise ValueError(f"route {route.path!r} has api {route.api!r}, expected one of {_APIS}")
-            if route.path in table:
-                raise ValueError(f"two routes claim {route.path!r}")
-            table[route.path] = route
+    for route in (*table_handlers.ROUTES, *tunnel_handlers.ROUTES, *admin_handlers.ROUTES):
+        if not route.path.startswith("/"):
+            raise ValueError(f"route path must start with '/', got {route.path!r}")
+        if route.api not in _APIS:
+            raise ValueError(f"route {route.path!r} has api {route.api!r}, expected one of {_APIS}")
+        if route.path in table:
+            raise ValueError(f"two routes claim {route.path!r}")
+        table[route.path] = route
     return table

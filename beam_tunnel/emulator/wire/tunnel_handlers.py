@@ -7,17 +7,9 @@ from __future__ import annotations
 from beam_tunnel.protocol import tunnel_pb2 as pb
 
 from . import errors
-from .admin_handlers import ROUTES as _ADMIN_ROUTES
 from .routes import API_TUNNEL, Route
 
 __all__ = ["ROUTES"]
-
-
-def _tunnels(ctx):
-    tunnels = ctx.backend.tunnels
-    if tunnels is None:  # pragma: no cover - the model always builds one
-        raise errors.unsupported_operation("The Tunnel Service is not available.")
-    return tunnels
 
 
 def _tunnel_info(view, instance_name: str) -> pb.TunnelInfo:
@@ -52,24 +44,24 @@ def create_tunnel(ctx, request: pb.CreateTunnelRequest) -> pb.CreateTunnelRespon
         start_flag = config.flag if config.HasField("flag") else None
         start_ns = config.startOffset if config.HasField("startOffset") else None
         end_ns = config.endOffset if config.HasField("endOffset") else None
-    tunnel_id = _tunnels(ctx).create_tunnel(
+    tunnel_id = ctx.backend.tunnels.create_tunnel(
         tunnel.table_name, tunnel.tunnel_name, tunnel.tunnel_type, start_flag, start_ns or 0, end_ns or 0
     )
     return pb.CreateTunnelResponse(tunnel_id=tunnel_id)
 
 
 def delete_tunnel(ctx, request: pb.DeleteTunnelRequest) -> pb.DeleteTunnelResponse:
-    _tunnels(ctx).delete_tunnel(request.table_name, request.tunnel_name, request.tunnel_id or None)
+    ctx.backend.tunnels.delete_tunnel(request.table_name, request.tunnel_name, request.tunnel_id or None)
     return pb.DeleteTunnelResponse()
 
 
 def list_tunnel(ctx, request: pb.ListTunnelRequest) -> pb.ListTunnelResponse:
-    views = _tunnels(ctx).list_tunnels(request.table_name or None)
+    views = ctx.backend.tunnels.list_tunnels(request.table_name or None)
     return pb.ListTunnelResponse(tunnels=[_tunnel_info(v, ctx.instance_name) for v in views])
 
 
 def describe_tunnel(ctx, request: pb.DescribeTunnelRequest) -> pb.DescribeTunnelResponse:
-    found = _tunnels(ctx).describe_tunnel(request.table_name, request.tunnel_name, request.tunnel_id or None)
+    found = ctx.backend.tunnels.describe_tunnel(request.table_name, request.tunnel_name, request.tunnel_id or None)
     response = pb.DescribeTunnelResponse(
         tunnel=_tunnel_info(found.tunnel, ctx.instance_name), tunnel_rpo=found.tunnel_rpo_ns
     )
@@ -88,7 +80,7 @@ def describe_tunnel(ctx, request: pb.DescribeTunnelRequest) -> pb.DescribeTunnel
 def _get_rpo(ctx, request: pb.GetRpoRequest, by_offset: bool) -> pb.GetRpoResponse:
     if not request.tunnel_id:
         raise errors.parameter_invalid("GetRpo needs tunnel_id.")
-    rpo_infos, tunnel_infos = _tunnels(ctx).get_rpo(request.tunnel_id, request.limit, by_offset=by_offset)
+    rpo_infos, tunnel_infos = ctx.backend.tunnels.get_rpo(request.tunnel_id, request.limit, by_offset=by_offset)
     return pb.GetRpoResponse(rpo_infos=rpo_infos, tunnel_rpo_infos=tunnel_infos, tunnel_id=request.tunnel_id)
 
 
@@ -101,7 +93,7 @@ def get_rpo_by_offset(ctx, request: pb.GetRpoRequest) -> pb.GetRpoResponse:
 
 
 def schedule(ctx, request: pb.ScheduleRequest) -> pb.ScheduleResponse:
-    _tunnels(ctx).schedule(request.tunnel_id, [(c.channel_id, c.status) for c in request.channels])
+    ctx.backend.tunnels.schedule(request.tunnel_id, [(c.channel_id, c.status) for c in request.channels])
     return pb.ScheduleResponse()
 
 
@@ -111,12 +103,12 @@ def connect(ctx, request: pb.ConnectRequest) -> pb.ConnectResponse:
         config = request.client_config
         timeout_s = config.timeout if config.HasField("timeout") else None
         tag = config.client_tag if config.HasField("client_tag") else None
-    return pb.ConnectResponse(client_id=_tunnels(ctx).connect(request.tunnel_id, timeout_s, tag))
+    return pb.ConnectResponse(client_id=ctx.backend.tunnels.connect(request.tunnel_id, timeout_s, tag))
 
 
 def heartbeat(ctx, request: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
     reports = [(c.channel_id, c.version, c.status) for c in request.channels]
-    assigned = _tunnels(ctx).heartbeat(request.tunnel_id, request.client_id, reports)
+    assigned = ctx.backend.tunnels.heartbeat(request.tunnel_id, request.client_id, reports)
     response = pb.HeartbeatResponse()
     for channel_id, version, status in assigned:
         response.channels.add(channel_id=channel_id, version=version, status=status)
@@ -124,24 +116,24 @@ def heartbeat(ctx, request: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
 
 
 def shutdown(ctx, request: pb.ShutdownRequest) -> pb.ShutdownResponse:
-    _tunnels(ctx).shutdown(request.tunnel_id, request.client_id)
+    ctx.backend.tunnels.shutdown(request.tunnel_id, request.client_id)
     return pb.ShutdownResponse()
 
 
 def get_checkpoint(ctx, request: pb.GetCheckpointRequest) -> pb.GetCheckpointResponse:
-    token, sequence = _tunnels(ctx).get_checkpoint(request.tunnel_id, request.client_id, request.channel_id)
+    token, sequence = ctx.backend.tunnels.get_checkpoint(request.tunnel_id, request.client_id, request.channel_id)
     return pb.GetCheckpointResponse(checkpoint=token, sequence_number=sequence)
 
 
 def checkpoint(ctx, request: pb.CheckpointRequest) -> pb.CheckpointResponse:
-    _tunnels(ctx).checkpoint(
+    ctx.backend.tunnels.checkpoint(
         request.tunnel_id, request.client_id, request.channel_id, request.checkpoint, request.sequence_number
     )
     return pb.CheckpointResponse()
 
 
 def read_records(ctx, request: pb.ReadRecordsRequest) -> pb.ReadRecordsResponse:
-    result = _tunnels(ctx).read_records(request.tunnel_id, request.client_id, request.channel_id, request.token)
+    result = ctx.backend.tunnels.read_records(request.tunnel_id, request.client_id, request.channel_id, request.token)
     response = pb.ReadRecordsResponse(next_token=result.next_token, may_more_record=result.may_more)
     add = response.records.add
     for entry in result.records:
@@ -166,4 +158,4 @@ ROUTES = [
     Route("/tunnel/getrpo", pb.GetRpoRequest, get_rpo, API_TUNNEL),
     Route("/tunnel/getrpobyoffset", pb.GetRpoRequest, get_rpo_by_offset, API_TUNNEL),
     Route("/tunnel/schedule", pb.ScheduleRequest, schedule, API_TUNNEL),
-] + list(_ADMIN_ROUTES)
+]
