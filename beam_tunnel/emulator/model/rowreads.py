@@ -1,9 +1,10 @@
-"""Reading stored rows: version/column selection and key-range iteration.
+"""The read path: GetRow, GetRange and the base-data scan over stored rows.
 
 A stored row is ``latest`` (PlainBuffer: key + newest version of each cell)
 and ``history`` (every version, or None when no column has more than one).
 Plain reads hand ``latest`` back untouched; only reads that select versions
-or columns, or tables with a TTL, decode the row.
+or columns, or tables with a TTL, decode the row. :class:`RowReader` serves
+the reads of ``TableBackend``; the functions below it are its pieces.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from beam_tunnel.protocol.rows import INF_MAX, INF_MIN, PrimaryKey, Row
 
 from .. import errors
 from .keys import PkColumn, bound_key, check_primary_key, sort_key
+from .schema import TableInfo, TableState
 from .versions import ReadOptions, select_cells
 
-__all__ = ["RangeResult", "select_row", "range_bounds", "scan_bound", "iterate", "read_page", "join_rows"]
+__all__ = [
+    "RangeResult", "RowReader", "select_row", "range_bounds", "scan_bound", "iterate", "read_page", "join_rows",
+]
 
 
 class RangeResult(NamedTuple):
@@ -29,6 +33,65 @@ class RangeResult(NamedTuple):
     rows: bytes
     next_start: Optional[PrimaryKey]
     count: int
+
+
+class RowReader:
+    """Reads stored rows for :class:`~.tables.TableBackend` (which documents
+    each read and resolves the table).
+
+    Args:
+      storage: the emulator's :class:`~beam_tunnel.emulator.storage.Storage`.
+      clock: the emulator's clock (for TTL).
+      range_max_rows: most rows in one GetRange page.
+      range_max_bytes: most row bytes in one GetRange page.
+    """
+
+    def __init__(self, storage, clock, range_max_rows: int, range_max_bytes: int) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._range_max_rows = range_max_rows
+        self._range_max_bytes = range_max_bytes
+
+    def _ttl_floor_ms(self, info: TableInfo) -> Optional[int]:
+        if info.time_to_live == -1:
+            return None
+        return self._clock.now_ms() - info.time_to_live * 1000
+
+    def get_row(self, state: TableState, primary_key: PrimaryKey, options: ReadOptions) -> bytes:
+        values = check_primary_key(state.info.primary_key, primary_key)
+        with self._storage.read() as conn:
+            found = conn.execute(
+                "SELECT latest, history FROM tbl_rows WHERE table_id = ? AND pk = ?",
+                (state.table_id, sort_key(values)),
+            ).fetchone()
+        if found is None:
+            return b""
+        return select_row(found[0], found[1], options, self._ttl_floor_ms(state.info)) or b""
+
+    def get_range(self, state: TableState, start, end, backward: bool, limit: Optional[int],
+                  options: ReadOptions) -> RangeResult:
+        low, high = range_bounds(state.info.primary_key, start, end, backward)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise errors.parameter_invalid(f"limit must be a positive integer, got {limit!r}.")
+        cap = min(limit or self._range_max_rows, self._range_max_rows)
+        with self._storage.read() as conn:
+            rows, next_start = read_page(
+                iterate(conn, state.table_id, low, high, backward),
+                options, self._ttl_floor_ms(state.info), cap, self._range_max_bytes,
+            )
+        return RangeResult(join_rows(rows), next_start, len(rows))
+
+    def scan(self, state: TableState, start_pk, end_pk, max_rows: int,
+             max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
+        low = scan_bound(state.info.primary_key, start_pk)
+        high = scan_bound(state.info.primary_key, end_pk)
+        if low >= high:
+            return [], None
+        with self._storage.read() as conn:
+            return read_page(
+                iterate(conn, state.table_id, low, high, False),
+                None, self._ttl_floor_ms(state.info), max_rows, max_bytes,
+            )
 
 
 def select_row(latest: bytes, history: Optional[bytes], options: ReadOptions,

@@ -8,14 +8,15 @@ hours); every refusal is an OTSParameterInvalid naming the bad value.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import FrozenSet, NamedTuple, Optional, Sequence, Tuple
 
 from .. import errors
 from .keys import PK_TYPES, PkColumn, check_primary_key, sort_value
+from .partitions import PartitionMap
 from .versions import check_name
 
 __all__ = [
-    "StreamSpec", "StreamInfo", "TableInfo", "info_to_json", "info_from_json",
+    "StreamSpec", "StreamInfo", "TableInfo", "TableState", "info_to_json", "info_from_json",
     "check_schema", "check_defined", "check_options", "check_split_points", "next_stream_info",
 ]
 
@@ -66,6 +67,24 @@ class TableInfo(NamedTuple):
     created_us: int = 0
     stream: StreamInfo = StreamInfo()
     split_points: Tuple = ()  # first-column values where partitions begin
+
+
+class TableState(NamedTuple):
+    """What the table backend caches of one table, replaced wholesale on any
+    change (so readers never see a half-updated one).
+
+    Attributes:
+      table_id: the row id in ``tbl_tables`` (the key of its rows).
+      info: the table as DescribeTable shows it.
+      key_names: names of the primary-key columns; kept beside ``info``
+        because every written cell is checked against them.
+      partitions: the table's partitions, with write routing.
+    """
+
+    table_id: int
+    info: TableInfo
+    key_names: FrozenSet[str]
+    partitions: PartitionMap
 
 
 def info_to_json(info: TableInfo) -> str:

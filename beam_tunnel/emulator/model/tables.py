@@ -6,14 +6,17 @@ knows nothing of HTTP or protobuf. Every write runs in one SQLite
 transaction that also appends the stream-log records of the rows it
 changed, so a change is either stored and logged, or neither.
 
-Table metadata and its checks live in ``schema.py``, read helpers in
-``rowreads.py``, version rules in ``versions.py``. Storage layout (see
-``keys.py`` for the key encoding)::
+This module keeps the table catalog (an in-memory cache of every table's
+:class:`~.schema.TableState`, reloaded after each change) and the table and
+partition operations; row writes are in ``writes.py``, row reads in
+``rowreads.py``, table metadata and its checks in ``schema.py``, version
+rules in ``versions.py``. Storage layout (see ``keys.py`` for the key
+encoding)::
 
     tbl_tables      table id, name, schema/options as JSON, auto-increment counter
     tbl_partitions  see partitions.py
     tbl_rows        (table id, sortable key) -> latest row, all versions
-    tbl_meta        last stream-log write time, so it stays monotonic
+    tbl_meta        see writes.py
     stream_log      see streamlog.py
 
 ``tbl_rows.latest`` is the row as a PlainBuffer (header, key, newest
@@ -25,22 +28,21 @@ NULL when no column has more than one.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from beam_tunnel.errors import ServiceError
-from beam_tunnel.protocol.plainbuffer import decode_row, encode_primary_key, encode_row, encode_row_without_pk
-from beam_tunnel.protocol.rows import AUTO_INCREMENT, PrimaryKey, Row, SequenceInfo
+from beam_tunnel.protocol.rows import PrimaryKey
 
 from .. import errors
 from . import partitions as parts_db
-from . import rowreads, streamlog
-from .keys import PkColumn, check_primary_key, sort_key, sort_value
+from . import streamlog, writes
+from .keys import PkColumn, check_primary_key, sort_value
 from .partitions import Partition, PartitionMap
-from .rowreads import RangeResult
+from .rowreads import RangeResult, RowReader
 from .schema import (
     StreamInfo,
     StreamSpec,
     TableInfo,
+    TableState,
     check_defined,
     check_options,
     check_schema,
@@ -49,7 +51,21 @@ from .schema import (
     info_to_json,
     next_stream_info,
 )
-from .versions import ReadOptions, all_cells, apply_put, apply_update, check_name, from_cells, latest_cells
+from .versions import ReadOptions, check_name
+from .writes import (
+    DELETE,
+    EXPECT_EXIST,
+    EXPECT_NOT_EXIST,
+    IGNORE,
+    PUT,
+    RT_AFTER_MODIFY,
+    RT_NONE,
+    RT_PK,
+    UPDATE,
+    RowChange,
+    RowWriter,
+    WriteResult,
+)
 
 __all__ = [
     "TableBackend", "TableInfo", "StreamSpec", "StreamInfo", "RowChange", "WriteResult", "RangeResult",
@@ -58,13 +74,6 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-
-# Write kinds: the tunnel ActionType numbers (also the table OperationType ones).
-PUT, UPDATE, DELETE = 1, 2, 3
-# Row existence expectations (table.proto RowExistenceExpectation).
-IGNORE, EXPECT_EXIST, EXPECT_NOT_EXIST = 0, 1, 2
-# Return types (table.proto ReturnType).
-RT_NONE, RT_PK, RT_AFTER_MODIFY = 0, 1, 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS tbl_tables (
@@ -80,51 +89,7 @@ CREATE TABLE IF NOT EXISTS tbl_rows (
     history BLOB,
     PRIMARY KEY (table_id, pk)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tbl_meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
 """
-
-_MAX_BATCH_ROWS = 200  # the real service's BatchWriteRow limit
-_PURGE_EVERY_US = 60 * 1_000_000  # lazy retention purge, at most once a minute per table
-_WRITE_CU_BYTES = 4096
-
-
-class RowChange(NamedTuple):
-    """One row write.
-
-    Attributes:
-      action: PUT, UPDATE or DELETE.
-      table: table name.
-      row: the key and, for PUT/UPDATE, the cells (UPDATE cells carry ops).
-      condition: IGNORE, EXPECT_EXIST or EXPECT_NOT_EXIST.
-      return_type: RT_NONE, RT_PK or RT_AFTER_MODIFY.
-      return_columns: for RT_AFTER_MODIFY, the columns to return.
-    """
-
-    action: int
-    table: str
-    row: Row
-    condition: int = IGNORE
-    return_type: int = RT_NONE
-    return_columns: Tuple[str, ...] = ()
-
-
-class WriteResult(NamedTuple):
-    """Outcome of one row write: the row to return (PlainBuffer) or None."""
-
-    row: Optional[bytes]
-    write_cu: int
-
-
-class _Table(NamedTuple):
-    """Cached, immutable state of one table (replaced wholesale on change)."""
-
-    table_id: int
-    info: TableInfo
-    key_names: frozenset
-    partitions: PartitionMap
 
 
 class TableBackend:
@@ -140,38 +105,31 @@ class TableBackend:
     def __init__(self, storage, clock, range_max_rows: int = 5000, range_max_bytes: int = 4 << 20) -> None:
         self._storage = storage
         self._clock = clock
-        self._range_max_rows = range_max_rows
-        self._range_max_bytes = range_max_bytes
         self._deleted_callbacks: List[Callable] = []
-        self._purged_at: Dict[int, int] = {}
-        self._auto_increment: Dict[int, int] = {}
-        storage.ensure_schema(_DDL + parts_db.DDL + streamlog.DDL)
-        self._tables: Dict[str, _Table] = {}
+        storage.ensure_schema(_DDL + parts_db.DDL + streamlog.DDL + writes.DDL)
+        self._tables: Dict[str, TableState] = {}
         with storage.transaction() as conn:
-            row = conn.execute("SELECT value FROM tbl_meta WHERE key = 'last_write_us'").fetchone()
-            self._last_write_us = row[0] if row else 0
             partition_rows = parts_db.load_all(conn)
-            for table_id, name, info_json, auto in conn.execute(
-                "SELECT table_id, name, info, auto_increment FROM tbl_tables"
-            ).fetchall():
-                self._auto_increment[table_id] = auto
+            for table_id, info_json in conn.execute("SELECT table_id, info FROM tbl_tables").fetchall():
                 self._cache(table_id, info_from_json(info_json), partition_rows.get(table_id, []))
+        self._writer = RowWriter(storage, clock, self._table, self._retention_floor_us)
+        self._reader = RowReader(storage, clock, range_max_rows, range_max_bytes)
 
     # ------------------------------------------------------------------
-    # Cache and lookups
+    # Catalog
 
-    def _cache(self, table_id: int, info: TableInfo, partition_rows) -> _Table:
+    def _cache(self, table_id: int, info: TableInfo, partition_rows) -> TableState:
         pmap = PartitionMap(info.name, info.primary_key, partition_rows)
         info = info._replace(split_points=pmap.split_points())
-        state = _Table(table_id, info, frozenset(c.name for c in info.primary_key), pmap)
+        state = TableState(table_id, info, frozenset(c.name for c in info.primary_key), pmap)
         self._tables[info.name] = state
         return state
 
-    def _recache(self, conn, state: _Table, info: Optional[TableInfo] = None) -> _Table:
-        rows = parts_db.load_all(conn, state.table_id).get(state.table_id, [])
-        return self._cache(state.table_id, info or state.info, rows)
+    def _reload(self, conn, table_id: int, info: TableInfo) -> TableState:
+        """Cache the table anew after a change made in ``conn``'s transaction."""
+        return self._cache(table_id, info, parts_db.load_all(conn, table_id).get(table_id, []))
 
-    def _table(self, name: str) -> _Table:
+    def _table(self, name: str) -> TableState:
         state = self._tables.get(name)
         if state is None:
             raise errors.object_not_exist(f"Requested table {name!r} does not exist.")
@@ -251,8 +209,7 @@ class TableBackend:
             bounds = [None, *points, None]
             for ordinal, (low, high) in enumerate(zip(bounds, bounds[1:])):
                 parts_db.insert(conn, table_id, self._partition_id(info, ordinal), ordinal, low, high, 0, ())
-            self._auto_increment[table_id] = 0
-            state = self._recache(conn, _Table(table_id, info, frozenset(), None))
+            state = self._reload(conn, table_id, info)
         _LOGGER.info("[tables] created %s with %d partition(s)", name, len(points) + 1)
         return state.info
 
@@ -335,7 +292,7 @@ class TableBackend:
                     streamlog.drop(conn, [p.pid for p in state.partitions.parts])
             info = info._replace(**changes)
             conn.execute("UPDATE tbl_tables SET info = ? WHERE table_id = ?", (info_to_json(info), state.table_id))
-            state = self._recache(conn, state, info)
+            state = self._reload(conn, state.table_id, info)
         return state.info
 
     # ------------------------------------------------------------------
@@ -375,7 +332,7 @@ class TableBackend:
             parts_db.close(conn, [parent.pid])
             parts_db.insert(conn, state.table_id, ids[0], ordinal, parent.low, value, epoch, (partition_id,))
             parts_db.insert(conn, state.table_id, ids[1], ordinal + 1, value, parent.high, epoch, (partition_id,))
-            state = self._recache(conn, state)
+            state = self._reload(conn, state.table_id, state.info)
         _LOGGER.info("[tables] split %s/%s at %r into %s", table, partition_id, value, ids)
         return state.partitions.by_id[ids[0]].partition, state.partitions.by_id[ids[1]].partition
 
@@ -400,12 +357,12 @@ class TableBackend:
             epoch = max(left.partition.epoch, right.partition.epoch) + 1
             parts_db.close(conn, [left.pid, right.pid])
             parts_db.insert(conn, state.table_id, child_id, ordinal, left.low, right.high, epoch, (left_id, right_id))
-            state = self._recache(conn, state)
+            state = self._reload(conn, state.table_id, state.info)
         _LOGGER.info("[tables] merged %s/%s and %s into %s", table, left_id, right_id, child_id)
         return state.partitions.by_id[child_id].partition
 
     @staticmethod
-    def _open_part(state: _Table, partition_id: str):
+    def _open_part(state: TableState, partition_id: str):
         part = state.partitions.by_id.get(partition_id)
         if part is None:
             raise errors.object_not_exist(f"Partition {partition_id!r} of table {state.info.name!r} does not exist.")
@@ -414,7 +371,7 @@ class TableBackend:
         return part
 
     @staticmethod
-    def _split_value(state: _Table, split_key):
+    def _split_value(state: TableState, split_key):
         first = state.info.primary_key[0]
         value = split_key
         if isinstance(split_key, tuple):
@@ -436,10 +393,7 @@ class TableBackend:
           ServiceError: OTSObjectNotExist, OTSParameterInvalid (naming the
             bad column or value) or OTSConditionCheckFail.
         """
-        result = self._write([change])[0]
-        if isinstance(result, ServiceError):
-            raise result
-        return result
+        return self._writer.write_row(change)
 
     def batch_write(self, changes: Sequence[RowChange]) -> List:
         """BatchWriteRow: every row in one transaction, each with its own outcome.
@@ -452,150 +406,10 @@ class TableBackend:
           ServiceError: OTSParameterInvalid for an empty or oversized batch
             or a row key given twice.
         """
-        if not changes:
-            raise errors.parameter_invalid("BatchWriteRow needs at least one row.")
-        if len(changes) > _MAX_BATCH_ROWS:
-            raise errors.parameter_invalid(
-                f"BatchWriteRow takes at most {_MAX_BATCH_ROWS} rows, got {len(changes)}."
-            )
-        seen = set()
-        for change in changes:
-            marker = (change.table, change.row.primary_key)
-            if marker in seen and AUTO_INCREMENT not in (v for _, v in change.row.primary_key):
-                raise errors.parameter_invalid(
-                    f"BatchWriteRow has the row {change.row.primary_key!r:.300} of table {change.table!r} twice."
-                )
-            seen.add(marker)
-        return self._write(changes)
-
-    def _next_write_us(self, conn) -> int:
-        # Strictly increasing across all partitions, even if the clock stalls
-        # or steps back, and persisted so a restart keeps it so.
-        now = max(self._clock.now_us(), self._last_write_us + 1)
-        self._last_write_us = now
-        conn.execute("INSERT OR REPLACE INTO tbl_meta (key, value) VALUES ('last_write_us', ?)", (now,))
-        return now
-
-    def _write(self, changes: Sequence[RowChange]) -> List:
-        results: List = []
-        with self._storage.transaction() as conn:
-            write_us = self._next_write_us(conn)
-            batch = _WriteBatch(write_us)
-            for change in changes:
-                try:
-                    results.append(self._apply(conn, change, batch))
-                except ServiceError as err:
-                    results.append(err)
-            if batch.log_rows:
-                streamlog.append(conn, batch.log_rows)
-                self._maybe_purge(conn, batch.logged_tables, write_us)
-        return results
-
-    def _apply(self, conn, change: RowChange, batch: "_WriteBatch") -> WriteResult:
-        state = self._table(change.table)
-        info = state.info
-        action = change.action
-        if action not in (PUT, UPDATE, DELETE):
-            raise errors.parameter_invalid(f"Unknown row operation {action!r}.")
-        if action == UPDATE and not info.allow_update:
-            raise errors.parameter_invalid(f"Table {info.name!r} does not allow UpdateRow (allow_update is false).")
-        values = check_primary_key(info.primary_key, change.row.primary_key, allow_auto=action == PUT)
-        if AUTO_INCREMENT in values:
-            values = self._assign_auto_increment(conn, state, values, batch.write_us)
-        pk = tuple(zip((c.name for c in info.primary_key), values))
-        key = sort_key(values)
-        stream = info.stream
-        want_origin = stream.enabled and bool(stream.columns_to_get)
-        old = None
-        if change.condition != IGNORE or action == UPDATE or want_origin:
-            old = conn.execute(
-                "SELECT latest, history FROM tbl_rows WHERE table_id = ? AND pk = ?", (state.table_id, key)
-            ).fetchone()
-        if change.condition == EXPECT_EXIST and old is None:
-            raise errors.condition_check_fail()
-        if change.condition == EXPECT_NOT_EXIST and old is not None:
-            raise errors.condition_check_fail()
-        old_row = decode_row(old[1] or old[0]) if old is not None and (action == UPDATE or want_origin) else None
-
-        write_ms = batch.write_us // 1000
-        if action == PUT:
-            versions, logged = apply_put(change.row.cells, state.key_names, write_ms, info.max_versions)
-        elif action == UPDATE:
-            current = from_cells(old_row.cells) if old_row is not None else {}
-            versions, logged = apply_update(current, change.row.cells, state.key_names, write_ms, info.max_versions)
-            if old is None and not versions:
-                versions = None  # only deletes on a missing row: it stays missing
-        else:
-            versions, logged = None, ()
-
-        # Encode everything before touching storage, so a failure leaves no trace.
-        latest = history = None
-        if versions is not None:
-            latest = encode_row(Row(pk, latest_cells(versions)))
-            if any(len(column) > 1 for column in versions.values()):
-                history = encode_row(Row(pk, all_cells(versions)))
-        log_row = None
-        if stream.enabled:
-            part = state.partitions.route(values[0])
-            index = batch.next_index(part.pid)
-            record = encode_row(Row(pk, logged, action == DELETE, SequenceInfo(part.partition.epoch, batch.write_us, index)))
-            origin = None
-            if want_origin and old_row is not None:
-                wanted = set(stream.columns_to_get)
-                origin = encode_row_without_pk(tuple(latest_cells(
-                    {n: v for n, v in from_cells(old_row.cells).items() if n in wanted}
-                )))
-            log_row = (part.pid, batch.write_us, index, action, record, origin)
-        returned = self._returned_row(change, pk, versions)
-
-        if action == DELETE:
-            conn.execute("DELETE FROM tbl_rows WHERE table_id = ? AND pk = ?", (state.table_id, key))
-        elif latest is not None:
-            conn.execute(
-                "INSERT OR REPLACE INTO tbl_rows (table_id, pk, latest, history) VALUES (?, ?, ?, ?)",
-                (state.table_id, key, latest, history),
-            )
-        if log_row is not None:
-            batch.log_rows.append(log_row)
-            batch.logged_tables.add(info.name)
-        size = len(latest) if latest is not None else len(key)
-        return WriteResult(returned, max(1, -(-size // _WRITE_CU_BYTES)))
-
-    def _assign_auto_increment(self, conn, state: _Table, values, write_us: int) -> Tuple:
-        # Increasing per table, and time-like, as the real service's values are.
-        value = max(self._auto_increment.get(state.table_id, 0) + 1, write_us)
-        self._auto_increment[state.table_id] = value
-        conn.execute("UPDATE tbl_tables SET auto_increment = ? WHERE table_id = ?", (value, state.table_id))
-        return tuple(value if v is AUTO_INCREMENT else v for v in values)
-
-    @staticmethod
-    def _returned_row(change: RowChange, pk, versions) -> Optional[bytes]:
-        if change.return_type == RT_PK:
-            return encode_primary_key(pk)
-        if change.return_type == RT_AFTER_MODIFY and versions is not None:
-            names = set(change.return_columns) or {c.name for c in change.row.cells}
-            cells = tuple(c for c in latest_cells(versions) if c.name in names)
-            return encode_row(Row(pk, cells))
-        return None
-
-    def _maybe_purge(self, conn, tables, now_us: int) -> None:
-        for name in tables:
-            state = self._tables[name]
-            if now_us - self._purged_at.get(state.table_id, 0) < _PURGE_EVERY_US:
-                continue
-            self._purged_at[state.table_id] = now_us
-            streamlog.purge(conn, [p.pid for p in state.partitions.parts], self._retention_floor_us(name))
+        return self._writer.batch_write(changes)
 
     # ------------------------------------------------------------------
     # Reads
-
-    # ------------------------------------------------------------------
-    # Reads
-
-    def _ttl_floor_ms(self, info: TableInfo) -> Optional[int]:
-        if info.time_to_live == -1:
-            return None
-        return self._clock.now_ms() - info.time_to_live * 1000
 
     def get_row(self, table: str, primary_key: PrimaryKey, options: ReadOptions = ReadOptions()) -> bytes:
         """GetRow: the row as PlainBuffer (with header), or b"" when absent.
@@ -603,16 +417,7 @@ class TableBackend:
         Raises:
           ServiceError: OTSObjectNotExist or OTSParameterInvalid (bad key).
         """
-        state = self._table(table)
-        values = check_primary_key(state.info.primary_key, primary_key)
-        with self._storage.read() as conn:
-            found = conn.execute(
-                "SELECT latest, history FROM tbl_rows WHERE table_id = ? AND pk = ?",
-                (state.table_id, sort_key(values)),
-            ).fetchone()
-        if found is None:
-            return b""
-        return rowreads.select_row(found[0], found[1], options, self._ttl_floor_ms(state.info)) or b""
+        return self._reader.get_row(self._table(table), primary_key, options)
 
     def get_range(
         self,
@@ -634,17 +439,7 @@ class TableBackend:
         Raises:
           ServiceError: OTSObjectNotExist or OTSParameterInvalid.
         """
-        state = self._table(table)
-        low, high = rowreads.range_bounds(state.info.primary_key, start, end, backward)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise errors.parameter_invalid(f"limit must be a positive integer, got {limit!r}.")
-        cap = min(limit or self._range_max_rows, self._range_max_rows)
-        with self._storage.read() as conn:
-            rows, next_start = rowreads.read_page(
-                rowreads.iterate(conn, state.table_id, low, high, backward),
-                options, self._ttl_floor_ms(state.info), cap, self._range_max_bytes,
-            )
-        return RangeResult(rowreads.join_rows(rows), next_start, len(rows))
+        return self._reader.get_range(self._table(table), start, end, backward, limit, options)
 
     def scan(self, table: str, start_pk, end_pk, max_rows: int,
              max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
@@ -664,33 +459,9 @@ class TableBackend:
 
         Raises:
           ServiceError: OTSObjectNotExist or OTSParameterInvalid.
+          ValueError: for max_rows < 1 (a caller's bug, not a request's).
         """
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
-        state = self._table(table)
-        low = rowreads.scan_bound(state.info.primary_key, start_pk)
-        high = rowreads.scan_bound(state.info.primary_key, end_pk)
-        if low >= high:
-            return [], None
-        with self._storage.read() as conn:
-            return rowreads.read_page(
-                rowreads.iterate(conn, state.table_id, low, high, False),
-                None, self._ttl_floor_ms(state.info), max_rows, max_bytes,
-            )
+        return self._reader.scan(self._table(table), start_pk, end_pk, max_rows, max_bytes)
 
-
-class _WriteBatch:
-    """Per-request write state: one write time, row indexes per partition."""
-
-    __slots__ = ("write_us", "log_rows", "logged_tables", "_indexes")
-
-    def __init__(self, write_us: int) -> None:
-        self.write_us = write_us
-        self.log_rows: List[tuple] = []
-        self.logged_tables: set = set()
-        self._indexes: Dict[int, int] = {}
-
-    def next_index(self, pid: int) -> int:
-        index = self._indexes.get(pid, 0)
-        self._indexes[pid] = index + 1
-        return index
