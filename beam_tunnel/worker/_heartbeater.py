@@ -59,7 +59,7 @@ class _Heartbeater:
                 break
             delay = self._worker._heartbeat_tick()
             if delay is None:
-                return
+                break
             # Waiting on the wake event (which stop() also sets) rather than
             # sleeping lets stop() and wake() take effect at once.
             self._wake_event.wait(delay)

@@ -44,7 +44,7 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
 
 from beam_tunnel.errors import (
     AuthFailedError,
@@ -83,6 +83,8 @@ _FATAL_ERRORS = (
 # After a failed ConnectTunnel (the client already retried what is safe to
 # retry), wait at least this long so an outage does not become a hot loop.
 _MIN_CONNECT_RETRY_S = 0.5
+
+_SHUTDOWN_THREAD_NAME = "TunnelWorker-shutdown"
 
 
 class TunnelWorker:
@@ -137,6 +139,10 @@ class TunnelWorker:
         self._error: Optional[BaseException] = None
         # The current lease; None before connecting and while reconnecting.
         self._session: Optional[_Session] = None
+        # Every session whose readers may still run: the current one, and
+        # one being closed after a lost lease (no longer ``_session``, but
+        # its callbacks may still call stop()).
+        self._sessions: Set[_Session] = set()
 
     def __repr__(self) -> str:
         return f"TunnelWorker(tunnel_id={self._tunnel_id!r}, client_id={self.client_id!r})"
@@ -145,10 +151,12 @@ class TunnelWorker:
 
     @property
     def tunnel_id(self) -> str:
+        """The tunnel this worker reads."""
         return self._tunnel_id
 
     @property
     def config(self) -> WorkerConfig:
+        """The worker's settings."""
         return self._config
 
     @property
@@ -182,8 +190,10 @@ class TunnelWorker:
             if self._started or self._closing:
                 raise ConfigError(f"{self!r} was already started or stopped; a TunnelWorker runs once")
             self._started = True
+            # Under the lock: a stop() racing with this either comes first
+            # (and this raises) or finds the thread to stop.
+            self._heartbeater.start()
         _LOGGER.info("[worker] starting on tunnel %s", self._tunnel_id)
-        self._heartbeater.start()
 
     def stop(self, timeout: Optional[float] = None) -> bool:
         """Stop gracefully: stop every reader after its batch in hand,
@@ -191,23 +201,23 @@ class TunnelWorker:
         hands the channels to other clients at once. Idempotent; safe from a
         processor callback.
 
-        A request in flight is not cut short: with the service unreachable
-        the shutdown can take as long as the client's retry deadline.
+        The shutdown runs on a thread of its own, so ``timeout`` bounds this
+        call even while a callback or a request holds it up; a request in
+        flight is not cut short (with the service unreachable the shutdown
+        can take as long as the client's retry deadline).
 
         Args:
           timeout: seconds to wait for the shutdown; None waits until done.
 
         Returns:
-          True when the worker has stopped. Called from a processor callback
-          it returns False at once: the shutdown, which waits for that
-          callback, goes on in the background.
+          True when the worker has stopped; False when ``timeout`` passed
+          first (the shutdown goes on in the background; :meth:`join` waits
+          for it). Called from a processor callback it returns False at
+          once: the shutdown waits for that callback.
         """
+        self._request_shutdown(graceful=True)
         if self._on_reader_thread():
-            threading.Thread(
-                name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(True,), daemon=True
-            ).start()
             return False
-        self._begin_shutdown(graceful=True)
         return self._done.wait(timeout)
 
     def abort(self) -> None:
@@ -219,13 +229,9 @@ class TunnelWorker:
         threads are gone (a callback in progress finishes first), except
         when called from a processor callback.
         """
-        if self._on_reader_thread():
-            threading.Thread(
-                name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(False,), daemon=True
-            ).start()
-            return
-        self._begin_shutdown(graceful=False)
-        self._done.wait()
+        self._request_shutdown(graceful=False)
+        if not self._on_reader_thread():
+            self._done.wait()
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the worker stops.
@@ -252,39 +258,45 @@ class TunnelWorker:
         self.stop()
 
     def _on_reader_thread(self) -> bool:
-        session = self._session
-        return session is not None and session.owns_current_thread()
+        """True on a reader thread of this worker (a processor callback),
+        which the shutdown joins and so must never wait for it."""
+        with self._lock:
+            sessions = list(self._sessions)
+        return any(session.owns_current_thread() for session in sessions)
 
     # ---- the heartbeat thread's policy ------------------------------------------------
 
     def _heartbeat_tick(self) -> Optional[float]:
         """One step of the lease; the seconds until the next, None when done."""
         try:
-            if self._closing:
-                return None
-            session = self._session
-            if session is None:
-                return self._connect()
-            now = self._clock()
-            if session.lease_expired(now):
-                return self._lose_lease(session, f"no heartbeat answered within {session.timeout_s:g} s")
-            delay = session.time_to_next(now)
-            if delay > 0:
-                return delay
-            try:
-                session.heartbeat(now)
-            except ResourceGoneError as err:
-                return self._lose_lease(session, str(err))
-            except _FATAL_ERRORS as err:
-                self._fail(err)
-                return None
-            except TunnelError as err:
-                _LOGGER.warning("[heartbeat] client %s: heartbeat failed: %s", session.client_id, err)
-            return session.time_to_next(self._clock())
+            return self._tick()
         except Exception as err:  # a bug; never let the lease die silently
             _LOGGER.exception("[heartbeat] unexpected error")
             self._fail(err)
             return None
+
+    def _tick(self) -> Optional[float]:
+        if self._closing:
+            return None
+        session = self._session
+        if session is None:
+            return self._connect()
+        now = self._clock()
+        if session.lease_expired(now):
+            return self._lose_lease(session, f"no heartbeat answered within {session.timeout_s:g} s")
+        delay = session.time_to_next(now)
+        if delay > 0:
+            return delay
+        try:
+            session.heartbeat(now)
+        except ResourceGoneError as err:
+            return self._lose_lease(session, str(err))
+        except _FATAL_ERRORS as err:
+            self._fail(err)
+            return None
+        except TunnelError as err:
+            _LOGGER.warning("[heartbeat] client %s: heartbeat failed: %s", session.client_id, err)
+        return session.time_to_next(self._clock())
 
     def _connect(self) -> Optional[float]:
         timer = self._config.heartbeat_timer()
@@ -310,16 +322,8 @@ class TunnelWorker:
             wake=self._heartbeater.wake,
         )
         with self._lock:
-            if self._closing:
-                # Shutdown began meanwhile; it saw no session, so release
-                # this lease here rather than leave it to time out.
-                closing = True
-            else:
-                closing = False
-                self._session = session
-        if closing:
-            self._shutdown_client(client_id)
-            return None
+            self._session = session
+            self._sessions.add(session)
         _LOGGER.info("[heartbeat] connected to tunnel %s as %s", self._tunnel_id, client_id)
         return 0.0
 
@@ -331,7 +335,7 @@ class TunnelWorker:
         _LOGGER.warning("[heartbeat] client %s lost its lease (%s); reconnecting", session.client_id, reason)
         # Best effort: the final checkpoints may be refused now, which only
         # means the next owner starts from the previous checkpoint.
-        session.close(checkpoint=True)
+        self._close_session(session, checkpoint=True)
         self._shutdown_client(session.client_id)
         return self._reconnect_delay()
 
@@ -346,35 +350,44 @@ class TunnelWorker:
             if self._error is None:
                 self._error = error
         _LOGGER.error("[worker] tunnel %s: stopping on %s: %s", self._tunnel_id, type(error).__name__, error)
-        # Shut down from a thread of its own: the caller may be the
-        # heartbeat thread or a reader, which the shutdown joins.
-        threading.Thread(
-            name="TunnelWorker-shutdown", target=self._begin_shutdown, args=(True,), daemon=True
-        ).start()
+        self._request_shutdown(graceful=True)
 
-    def _begin_shutdown(self, graceful: bool) -> None:
+    def _request_shutdown(self, graceful: bool) -> None:
+        """Start the shutdown (once) on a thread of its own; returns at once.
+
+        Never on the caller's thread: the caller may be the heartbeat thread
+        or a reader, which the shutdown joins, and stop(timeout) must be able
+        to give up waiting.
+        """
         with self._lock:
             if self._closing:
-                first = False
-            else:
-                first = self._closing = True
-        if not first:
-            return
-        if not self._started:
-            self._done.set()
-            return
+                return
+            self._closing = True
+            if not self._started:
+                self._done.set()
+                return
+        threading.Thread(name=_SHUTDOWN_THREAD_NAME, target=self._shutdown, args=(graceful,), daemon=True).start()
+
+    def _shutdown(self, graceful: bool) -> None:
         # Order: the heartbeat thread first, so no reader is started or
-        # replaced meanwhile; then the readers, which checkpoint while this
-        # client still owns their channels; ShutdownTunnel last.
+        # replaced meanwhile (and a lease it was connecting is in _session by
+        # the time it has ended); then the readers, which checkpoint while
+        # this client still owns their channels; ShutdownTunnel last.
         self._heartbeater.stop()
         with self._lock:
             session = self._session
         if session is not None:
-            session.close(checkpoint=graceful)
+            self._close_session(session, checkpoint=graceful)
             if graceful:
                 self._shutdown_client(session.client_id)
         _LOGGER.info("[worker] tunnel %s: stopped (%s)", self._tunnel_id, "graceful" if graceful else "aborted")
         self._done.set()
+
+    def _close_session(self, session: _Session, checkpoint: bool) -> None:
+        """Stop the session's readers and wait for them."""
+        session.close(checkpoint=checkpoint)
+        with self._lock:
+            self._sessions.discard(session)
 
     def _shutdown_client(self, client_id: Optional[str]) -> None:
         if client_id is None:
