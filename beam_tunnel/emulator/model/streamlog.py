@@ -94,7 +94,7 @@ class StreamLog:
         Raises:
           ServiceError: OTSObjectNotExist for an unknown table.
         """
-        return self._tables._retention_floor_us(table)
+        return self._tables.retention_floor_us(table)
 
     def read(
         self,
@@ -112,16 +112,17 @@ class StreamLog:
           after: return entries strictly after this position; None means
             from the oldest retained entry.
           max_records: at most this many entries (>= 1).
-          max_bytes: stop once record + origin bytes reach this (at least
-            one entry is returned when any is available).
+          max_bytes: the entries' record + origin bytes stay within this,
+            except that one entry is returned when any is available,
+            however large.
 
         Raises:
           ServiceError: OTSObjectNotExist for an unknown table or partition.
         """
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records!r}")
-        pid, epoch = self._tables._log_source(table, partition_id)
-        floor = self._tables._retention_floor_us(table)
+        pid, epoch = self._tables.log_source(table, partition_id)
+        floor = self._tables.retention_floor_us(table)
         if after is not None and after.epoch > epoch:
             return []
         with self._storage.read() as conn:
@@ -154,8 +155,8 @@ class StreamLog:
         Raises:
           ServiceError: OTSObjectNotExist for an unknown table or partition.
         """
-        pid, epoch = self._tables._log_source(table, partition_id)
-        floor = self._tables._retention_floor_us(table)
+        pid, epoch = self._tables.log_source(table, partition_id)
+        floor = self._tables.retention_floor_us(table)
         with self._storage.read() as conn:
             first = conn.execute(
                 "SELECT ts_us, row_index FROM stream_log WHERE pid = ? AND ts_us >= ? "

@@ -112,7 +112,7 @@ class TableBackend:
             partition_rows = parts_db.load_all(conn)
             for table_id, info_json in conn.execute("SELECT table_id, info FROM tbl_tables").fetchall():
                 self._cache(table_id, info_from_json(info_json), partition_rows.get(table_id, []))
-        self._writer = RowWriter(storage, clock, self._table, self._retention_floor_us)
+        self._writer = RowWriter(storage, clock, self._table, self.retention_floor_us)
         self._reader = RowReader(storage, clock, range_max_rows, range_max_bytes)
 
     # ------------------------------------------------------------------
@@ -134,20 +134,6 @@ class TableBackend:
         if state is None:
             raise errors.object_not_exist(f"Requested table {name!r} does not exist.")
         return state
-
-    def _log_source(self, table: str, partition_id: str) -> Tuple[int, int]:
-        """(pid, epoch) of a partition, for the stream log."""
-        part = self._table(table).partitions.by_id.get(partition_id)
-        if part is None:
-            raise errors.object_not_exist(f"Partition {partition_id!r} of table {table!r} does not exist.")
-        return part.pid, part.partition.epoch
-
-    def _retention_floor_us(self, table: str) -> int:
-        stream = self._table(table).info.stream
-        now = self._clock.now_us()
-        if not stream.enabled:
-            return now
-        return now - stream.expiration_hours * 3600 * 1_000_000
 
     def on_table_deleted(self, callback: Callable) -> None:
         """Run ``callback(conn, table_name)`` inside every DeleteTable transaction."""
@@ -382,6 +368,34 @@ class TableBackend:
             value = split_key[0][1]
         check_primary_key((first,), ((first.name, value),))
         return value
+
+    # ------------------------------------------------------------------
+    # For the stream log (StreamLog reads and the writer purges through these)
+
+    def log_source(self, table: str, partition_id: str) -> Tuple[int, int]:
+        """``(pid, epoch)`` of a partition: the storage key of its stream-log
+        entries and the epoch they carry.
+
+        Raises:
+          ServiceError: OTSObjectNotExist for an unknown table or partition.
+        """
+        part = self._table(table).partitions.by_id.get(partition_id)
+        if part is None:
+            raise errors.object_not_exist(f"Partition {partition_id!r} of table {table!r} does not exist.")
+        return part.pid, part.partition.epoch
+
+    def retention_floor_us(self, table: str) -> int:
+        """µs before which the table's stream-log entries are expired: now
+        minus the stream's retention, or now when the stream is off.
+
+        Raises:
+          ServiceError: OTSObjectNotExist for an unknown table.
+        """
+        stream = self._table(table).info.stream
+        now = self._clock.now_us()
+        if not stream.enabled:
+            return now
+        return now - stream.expiration_hours * 3600 * 1_000_000
 
     # ------------------------------------------------------------------
     # Writes
