@@ -31,7 +31,7 @@ from beam_tunnel.errors import (
 from beam_tunnel.worker._batch_queue import CLOSED, EMPTY, _BatchQueue
 from beam_tunnel.worker._fetcher import _FetchFailed, _RecordFetcher
 from beam_tunnel.worker._limit import _ParallelismLimit
-from beam_tunnel.worker.checkpoints import CheckpointLedger
+from beam_tunnel.worker.checkpoints import CheckpointLedger, CheckpointRequest
 from beam_tunnel.worker.config import WorkerConfig
 from beam_tunnel.worker.processor import ChannelContext, ChannelProcessor
 
@@ -114,23 +114,16 @@ class _ChannelReader:
         self._fetcher.signal_stop()
         self._limit.wake()
 
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait for the reader to exit; True if it has."""
+    def join(self) -> None:
+        """Wait for the reader to exit (at once on its own thread)."""
         with self._operational_lock:
             thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def owns_current_thread(self) -> bool:
         """True when called from this reader's own thread (a callback)."""
         return self._thread is threading.current_thread()
-
-    def stop(self, checkpoint: bool = True) -> None:
-        """Stop and wait. Idempotent."""
-        self.signal_stop(checkpoint)
-        self.join()
 
     # ---- the process loop -----------------------------------------------------
 
@@ -142,13 +135,18 @@ class _ChannelReader:
                 finished = self._process_until_done()
         except Exception as err:  # reported to the owner, which decides
             error = err
+        # The read-ahead is thrown away: stop it now, but join it only after
+        # the final checkpoint, so a ReadRecords in flight (up to the read
+        # timeout and retries) does not hold that up.
+        self._fetcher.signal_stop()
+        try:
+            if opened and not finished and self._flush_on_stop and not isinstance(error, _NO_FLUSH_ERRORS):
+                self._final_checkpoint()
+            if opened:
+                self._call_shutdown_hook()
         finally:
             self._fetcher.stop()
-        if opened and not finished and self._flush_on_stop and not isinstance(error, _NO_FLUSH_ERRORS):
-            self._final_checkpoint()
-        if opened:
-            self._call_shutdown_hook()
-        self._owner._reader_exited(self, finished, error)
+            self._owner._reader_exited(self, finished, error)
 
     def _open(self) -> bool:
         # An earlier reader of this channel may still be inside a callback;
@@ -218,34 +216,44 @@ class _ChannelReader:
             sequence conflict is only logged and the next periodic commit
             uses the new sequence.
         """
+        if self._acked is None:
+            return
+        # The SDKs never retry a refused checkpoint at once: the next periodic
+        # one carries a newer token anyway. The finished and final checkpoints
+        # have no next one, so they retry with the service's sequence. That
+        # cannot overwrite a newer owner's progress as long as the service
+        # refuses checkpoints from a client that no longer owns the channel
+        # (OTSResourceGone, raised at once), as the emulator does.
         attempts = 3 if required else 1
         for attempt in range(1, attempts + 1):
-            if self._acked is None:
-                return
             request = self._ledger.request(*self._acked)
             if request is None:
                 return
-            try:
-                self._client.checkpoint(
-                    self._tunnel_id, self._client_id, self.channel_id, request.token, request.sequence_number
-                )
-            except (SequenceNumberMismatchError, ServerUnavailableError, TransportError) as err:
-                failure = err
-                try:
-                    if self._landed_or_resync(request):
-                        return
-                except (ServerUnavailableError, TransportError) as lookup_err:
-                    # Still unknown; a retry of the same request is safe: if
-                    # the first landed, the retry's mismatch reveals it.
-                    failure = lookup_err
-                if attempt == attempts and (required or not isinstance(failure, SequenceNumberMismatchError)):
-                    raise failure
-                continue
-            self._ledger = self._ledger.committed(request)
-            _LOGGER.debug("[checkpoint] channel %s seq=%d", self.channel_id, request.sequence_number)
-            return
+            failure = self._try_commit(request)
+            if failure is None:
+                return
+            if attempt == attempts and (required or not isinstance(failure, SequenceNumberMismatchError)):
+                raise failure
 
-    def _landed_or_resync(self, request) -> bool:
+    def _try_commit(self, request: CheckpointRequest) -> Optional[TunnelError]:
+        """One Checkpoint call. None once ``request`` is known to be stored;
+        otherwise the error that left it refused or unknown."""
+        try:
+            self._client.checkpoint(
+                self._tunnel_id, self._client_id, self.channel_id, request.token, request.sequence_number
+            )
+        except (SequenceNumberMismatchError, ServerUnavailableError, TransportError) as err:
+            try:
+                return None if self._landed_or_resync(request) else err
+            except (ServerUnavailableError, TransportError) as lookup_err:
+                # Still unknown; a retry of the same request is safe: if
+                # the first landed, the retry's mismatch reveals it.
+                return lookup_err
+        self._ledger = self._ledger.committed(request)
+        _LOGGER.debug("[checkpoint] channel %s seq=%d", self.channel_id, request.sequence_number)
+        return None
+
+    def _landed_or_resync(self, request: CheckpointRequest) -> bool:
         """After a refused, failed or unanswered Checkpoint, read what is stored.
 
         Checkpoint is not idempotent, so a lost answer leaves it unknown
@@ -270,7 +278,7 @@ class _ChannelReader:
         # next attempt, so only errors that end the channel are raised.
         try:
             self._commit(required=False)
-        except (ResourceGoneError,) + _CHANNEL_FATAL_ERRORS:
+        except _NO_FLUSH_ERRORS:
             raise
         except TunnelError as err:
             _LOGGER.warning("[checkpoint] channel %s: %s; retrying in %s s", self.channel_id, err, self._interval_s)

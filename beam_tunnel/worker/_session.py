@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set
 
 from beam_tunnel.errors import TunnelError
 from beam_tunnel.worker._channel_reader import _CHANNEL_FATAL_ERRORS, _ChannelReader
@@ -201,7 +201,7 @@ class _Session:
 
     # ---- end -----------------------------------------------------------------------------
 
-    def close(self, checkpoint: bool) -> List[_ChannelReader]:
+    def close(self, checkpoint: bool) -> None:
         """Stop every reader and wait for them; no reader starts afterwards.
 
         Args:
@@ -216,4 +216,3 @@ class _Session:
             reader.signal_stop(checkpoint=checkpoint)
         for reader in readers:
             reader.join()
-        return readers
