@@ -80,6 +80,9 @@ class _RecordFetcher:
             thread.join()
 
     def _run(self, token: str) -> None:
+        # A channel's tokens are all of one kind (full-data keys or stream
+        # iterators), so it is classified once rather than parsed every read.
+        stream = is_stream_token(token)
         idle_rounds = 0
         while not self._stop_event.is_set():
             try:
@@ -96,7 +99,7 @@ class _RecordFetcher:
             # an answer brings nothing new at all (never seen, but it must
             # not become a busy loop).
             stalled = not result.records and result.next_token == token
-            if (is_stream_token(token) and not more) or stalled:
+            if (stream and not more) or stalled:
                 idle_rounds += 1
             else:
                 idle_rounds = 0
