@@ -47,6 +47,7 @@ from typing import Dict, Iterable, List, Mapping, Tuple
 
 from beam_tunnel.client.models import Channel, ChannelStatus
 from beam_tunnel.errors import ConfigError
+from beam_tunnel.worker._checks import int_at_least
 
 __all__ = [
     "Progress",
@@ -95,8 +96,7 @@ class ChannelState:
     progress: Progress = Progress.NEW
 
     def __post_init__(self) -> None:
-        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
-            raise ConfigError(f"ChannelState.version must be an int >= 0, got {self.version!r}")
+        int_at_least("ChannelState.version", self.version, 0)
         object.__setattr__(self, "status", ChannelStatus.parse(self.status, "ChannelState.status"))
         object.__setattr__(self, "progress", Progress(self.progress))
 

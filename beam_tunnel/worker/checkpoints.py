@@ -29,6 +29,7 @@ import dataclasses
 from typing import NamedTuple, Optional
 
 from beam_tunnel.errors import ConfigError
+from beam_tunnel.worker._checks import int_at_least
 
 __all__ = ["CheckpointRequest", "CheckpointLedger"]
 
@@ -45,12 +46,6 @@ class CheckpointRequest(NamedTuple):
     token: str
     sequence_number: int
     position: int
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +66,13 @@ class CheckpointLedger:
     def __post_init__(self) -> None:
         if not isinstance(self.token, str):
             raise ConfigError(f"CheckpointLedger.token must be a string, got {self.token!r}")
-        _check_int("CheckpointLedger.next_sequence", self.next_sequence, 0)
-        _check_int("CheckpointLedger.position", self.position, 0)
+        int_at_least("CheckpointLedger.next_sequence", self.next_sequence, 0)
+        int_at_least("CheckpointLedger.position", self.position, 0)
 
     @classmethod
     def from_stored(cls, token: str, sequence_number: int) -> "CheckpointLedger":
         """The ledger for a checkpoint just read with GetCheckpoint."""
-        _check_int("stored sequence_number", sequence_number, 0)
+        int_at_least("stored sequence_number", sequence_number, 0)
         return cls(token=token, next_sequence=sequence_number + 1, position=0)
 
     def request(self, token: str, position: int) -> Optional[CheckpointRequest]:
@@ -87,7 +82,7 @@ class CheckpointLedger:
         last committed one (a stale or repeated commit), or ``token`` is
         already the stored token.
         """
-        _check_int("checkpoint position", position, 0)
+        int_at_least("checkpoint position", position, 0)
         if position <= self.position or token == self.token:
             return None
         return CheckpointRequest(token, self.next_sequence, position)
@@ -112,5 +107,5 @@ class CheckpointLedger:
         Takes the service's sequence number (the service is the authority on
         it); keeps this client's position, so a stale commit stays stale.
         """
-        _check_int("stored sequence_number", stored_sequence, 0)
+        int_at_least("stored sequence_number", stored_sequence, 0)
         return CheckpointLedger(token=stored_token, next_sequence=stored_sequence + 1, position=self.position)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Optional
 
 from beam_tunnel.errors import ConfigError
+from beam_tunnel.worker._checks import int_at_least, positive_number
 from beam_tunnel.worker.heartbeat import DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_HEARTBEAT_TIMEOUT_S, HeartbeatTimer
 from beam_tunnel.worker.polling import PollBackoff
 
@@ -37,23 +37,6 @@ _DEFAULT_RECONNECT_MAX_DELAY_S = 10.0
 
 # The Go SDK's first backoff step for an idle channel.
 _POLL_INITIAL_S = 0.02
-
-
-def _seconds(name: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
-
-
-def _count(name: str, value, allow_none: bool = False) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        suffix = " or None" if allow_none else ""
-        raise ConfigError(f"{name} must be an int >= 1{suffix}, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,12 +80,18 @@ class WorkerConfig:
         timer = self.heartbeat_timer()  # validates interval and timeout
         object.__setattr__(self, "heartbeat_interval_s", timer.interval_s)
         object.__setattr__(self, "heartbeat_timeout_s", timer.timeout_s)
-        object.__setattr__(self, "checkpoint_interval_s", _seconds("checkpoint_interval_s", self.checkpoint_interval_s))
-        _count("max_channel_parallelism", self.max_channel_parallelism, allow_none=True)
-        _count("max_queued_batches", self.max_queued_batches)
-        object.__setattr__(self, "max_poll_interval_s", _seconds("max_poll_interval_s", self.max_poll_interval_s))
         object.__setattr__(
-            self, "reconnect_max_delay_s", _seconds("reconnect_max_delay_s", self.reconnect_max_delay_s, True)
+            self, "checkpoint_interval_s", positive_number("checkpoint_interval_s", self.checkpoint_interval_s)
+        )
+        int_at_least("max_channel_parallelism", self.max_channel_parallelism, 1, allow_none=True)
+        int_at_least("max_queued_batches", self.max_queued_batches, 1)
+        object.__setattr__(
+            self, "max_poll_interval_s", positive_number("max_poll_interval_s", self.max_poll_interval_s)
+        )
+        object.__setattr__(
+            self,
+            "reconnect_max_delay_s",
+            positive_number("reconnect_max_delay_s", self.reconnect_max_delay_s, allow_zero=True),
         )
         if self.client_tag is not None and not isinstance(self.client_tag, str):
             raise ConfigError(f"client_tag must be a string or None, got {self.client_tag!r}")

@@ -22,6 +22,7 @@ import math
 from typing import Optional
 
 from beam_tunnel.errors import ConfigError
+from beam_tunnel.worker._checks import positive_number
 
 __all__ = ["HeartbeatTimer", "DEFAULT_HEARTBEAT_INTERVAL_S", "DEFAULT_HEARTBEAT_TIMEOUT_S"]
 
@@ -31,12 +32,6 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 300.0
 """The SDKs' ClientConfig.timeout: the service reclaims a silent client's
 channels after this long."""
-
-
-def _seconds(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +58,8 @@ class HeartbeatTimer:
     last_success: Optional[float] = None
 
     def __post_init__(self) -> None:
-        interval = _seconds("heartbeat interval_s", self.interval_s)
-        timeout = _seconds("heartbeat timeout_s", self.timeout_s)
+        interval = positive_number("heartbeat interval_s", self.interval_s)
+        timeout = positive_number("heartbeat timeout_s", self.timeout_s)
         if timeout <= interval:
             raise ConfigError(
                 f"heartbeat timeout_s must exceed interval_s, got timeout_s={self.timeout_s!r} "

@@ -16,9 +16,9 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from beam_tunnel.errors import ConfigError
+from beam_tunnel.worker._checks import positive_number
 
 __all__ = ["PollBackoff", "has_more", "FULL_BATCH_RECORDS", "FULL_BATCH_BYTES"]
 
@@ -44,12 +44,6 @@ def has_more(records: int, size_bytes: int, may_more_record) -> bool:
     return records > FULL_BATCH_RECORDS or size_bytes > FULL_BATCH_BYTES
 
 
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class PollBackoff:
     """Exponential backoff for an idle channel.
@@ -70,8 +64,8 @@ class PollBackoff:
     jitter: float = 0.25
 
     def __post_init__(self) -> None:
-        _positive("PollBackoff.initial_s", self.initial_s)
-        _positive("PollBackoff.max_s", self.max_s)
+        positive_number("PollBackoff.initial_s", self.initial_s, unit=None)
+        positive_number("PollBackoff.max_s", self.max_s, unit=None)
         if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, (int, float)) or self.multiplier < 1:
             raise ConfigError(f"PollBackoff.multiplier must be a number >= 1, got {self.multiplier!r}")
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter < 1:
