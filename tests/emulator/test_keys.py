@@ -68,6 +68,8 @@ def test_schema_checks_name_the_column():
         ((("id", 1), ("name", b"a"), ("seq", 2)), "'name' is STRING"),
         ((("id", INF_MIN), ("name", "a"), ("seq", 2)), "INF_MIN"),
         ((("id", 1), ("name", "x" * 1025), ("seq", 2)), "1025 bytes"),
+        ((("id", 2 ** 63), ("name", "a"), ("seq", 2)), "'id': integer 9223372036854775808 is outside int64"),
+        ((("id", -(2 ** 63) - 1), ("name", "a"), ("seq", 2)), "outside int64"),
     ]
     for key, needle in cases:
         with pytest.raises(ParameterInvalidError, match=needle):

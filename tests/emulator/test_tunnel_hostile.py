@@ -191,6 +191,22 @@ def test_bad_values(env):
             "channels[0].status")
 
 
+def test_numbers_beyond_what_storage_holds_are_refused(env):
+    _expect(env, "/tunnel/connect", pb.ConnectRequest(tunnel_id=env["tunnel"], client_config=pb.ClientConfig(
+        timeout=2 ** 62)), 400, "OTSParameterInvalid", str(2 ** 62))
+    _expect(env, "/tunnel/create", pb.CreateTunnelRequest(tunnel=pb.Tunnel(
+        table_name="t", tunnel_name="x", tunnel_type=pb.Stream,
+        stream_tunnel_config=pb.StreamTunnelConfig(endOffset=2 ** 64 - 1))), 400, "OTSParameterInvalid",
+        f"endOffset {2 ** 64 - 1} ns")
+    request = pb.HeartbeatRequest(tunnel_id=env["tunnel"], client_id=env["client"])
+    request.channels.add(channel_id=env["channel"], version=2 ** 63 - 1, status=pb.CLOSE)
+    _expect(env, "/tunnel/heartbeat", request, 400, "OTSParameterInvalid", f"version {2 ** 63 - 1}")
+    # The refused report changed nothing: the client still holds its channel.
+    status, answer = _post(env, "/tunnel/heartbeat", pb.HeartbeatRequest(
+        tunnel_id=env["tunnel"], client_id=env["client"]))
+    assert status == 200 and [(c.channel_id, c.status) for c in answer.channels] == [(env["channel"], pb.OPEN)]
+
+
 def test_server_keeps_serving_after_abuse(env):
     status, listed = _post(env, "/tunnel/list", pb.ListTunnelRequest())
     assert status == 200 and sorted(t.tunnel_name for t in listed.tunnels) == ["b", "s"]

@@ -122,7 +122,24 @@ def test_admin_paths_over_signed_http(env):
         assert status == 400 and table_pb2.Error.FromString(data).code == "OTSParameterInvalid"
         status, _, data = raw.post("/emulator/split", StringValue(value="{not json").SerializeToString())
         assert status == 400 and "not JSON" in table_pb2.Error.FromString(data).message
+        deep = "[" * 100_000 + "]" * 100_000
+        status, _, data = raw.post("/emulator/split", StringValue(value=deep).SerializeToString())
+        assert status == 400 and "not JSON" in table_pb2.Error.FromString(data).message
         assert _admin(raw, "/emulator/partitions", {"table": "t"})[0] == 200
+    finally:
+        raw.close()
+
+
+def test_admin_split_refuses_an_integer_beyond_int64(env):
+    server, _, _ = env
+    make_table(server, "n", schema=(("k", "INTEGER"),))
+    (root,) = server.backend.tables.list_partitions("n")
+    raw = RawRequests(server)
+    try:
+        status, (code, message) = _admin(raw, "/emulator/split", {"table": "n", "partition_id": root.partition_id,
+                                                                  "split_key": 2 ** 70})
+        assert (status, code) == (400, "OTSParameterInvalid") and str(2 ** 70) in message
+        assert [p.partition_id for p in server.backend.tables.list_partitions("n")] == [root.partition_id]
     finally:
         raw.close()
 

@@ -38,6 +38,7 @@ _MAX_PK_STRING_BYTES = 1024  # the real service's limit for STRING/BINARY keys
 
 _PACK_U64 = struct.Struct(">Q").pack
 _BIAS = 1 << 63
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 KEY_MIN = b""
 KEY_MAX = b"\xff"
 
@@ -154,7 +155,12 @@ def check_primary_key(
             raise errors.parameter_invalid(
                 f"Validate PK type fail: column {name!r} is {column.type}, got {type_of(value)} {value!r:.100}."
             )
-        elif column.type != "INTEGER":
+        elif column.type == "INTEGER":
+            # PlainBuffer cannot carry more, but split keys and in-process
+            # callers can.
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise errors.parameter_invalid(f"Primary-key column {name!r}: integer {value} is outside int64.")
+        else:
             size = len(value.encode("utf-8")) if column.type == "STRING" else len(value)
             if size > _MAX_PK_STRING_BYTES:
                 raise errors.parameter_invalid(

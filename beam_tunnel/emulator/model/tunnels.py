@@ -60,6 +60,13 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_CLIENT_TIMEOUT_S = 300
 """Lease timeout for a ConnectTunnel without ClientConfig.timeout (SDK default)."""
 _STREAM_RETENTION_HOURS = 168  # CreateTunnel turns a table's stream on with 7 days
+# Storage holds int64; larger wire values (uint64 offsets, int64 seconds
+# stored as µs) are refused up front rather than failing on save.
+_INT64_MAX = (1 << 63) - 1
+_MAX_CLIENT_TIMEOUT_S = _INT64_MAX // 1_000_000
+# A channel's version grows by one per transition, so a report this far
+# ahead is garbage, and taking it would overflow the server's next bump.
+_MAX_REPORTED_VERSION = 1 << 62
 _TYPE_NAMES = {tunnel_pb2.BaseData: BASE, tunnel_pb2.Stream: STREAM, tunnel_pb2.BaseAndStream: BASE_AND_STREAM}
 _STATUS_NUMBERS = {OPEN: tunnel_pb2.OPEN, CLOSING: tunnel_pb2.CLOSING, store.CLOSE: tunnel_pb2.CLOSE,
                    TERMINATED: tunnel_pb2.TERMINATED}
@@ -224,6 +231,8 @@ class TunnelBackend:
         now_us = self._clock.now_us()
         if start_ns and start_ns > now_us * 1000:
             raise errors.parameter_invalid(f"startOffset {start_ns} ns is in the future (now {now_us * 1000} ns)")
+        if end_ns > _INT64_MAX:
+            raise errors.parameter_invalid(f"endOffset {end_ns} ns is beyond the largest time, {_INT64_MAX} ns")
         if end_ns and end_ns <= start_ns:
             raise errors.parameter_invalid(f"endOffset {end_ns} ns must be after startOffset {start_ns} ns")
         with self._storage.transaction() as conn:
@@ -336,11 +345,13 @@ class TunnelBackend:
           timeout_s: lease timeout in seconds; None or 0 means 300.
 
         Raises:
-          ServiceError: OTSParameterInvalid (unknown tunnel, negative
-            timeout), OTSTunnelExpired.
+          ServiceError: OTSParameterInvalid (unknown tunnel, negative or
+            out-of-range timeout), OTSTunnelExpired.
         """
-        if timeout_s is not None and timeout_s < 0:
-            raise errors.parameter_invalid(f"ClientConfig.timeout must be >= 0 seconds, got {timeout_s}")
+        if timeout_s is not None and not 0 <= timeout_s <= _MAX_CLIENT_TIMEOUT_S:
+            raise errors.parameter_invalid(
+                f"ClientConfig.timeout must be 0..{_MAX_CLIENT_TIMEOUT_S} seconds, got {timeout_s}"
+            )
         timeout_us = (timeout_s or DEFAULT_CLIENT_TIMEOUT_S) * 1_000_000
         tag = (client_tag or "").strip() or "client"
         client_id = f"{tag}_{uuid.uuid4().hex[:16]}"
@@ -363,8 +374,15 @@ class TunnelBackend:
         to this client as ``(channel_id, version, status number)``.
 
         Raises:
-          ServiceError: OTSParameterInvalid, OTSResourceGone, OTSTunnelExpired.
+          ServiceError: OTSParameterInvalid (also for a version above
+            2**62), OTSResourceGone, OTSTunnelExpired.
         """
+        for channel_id, version, _ in reports:
+            if version > _MAX_REPORTED_VERSION:
+                raise errors.parameter_invalid(
+                    f"channel {channel_id!r} is reported with version {version}; "
+                    f"versions above {_MAX_REPORTED_VERSION} are never issued"
+                )
 
         def heartbeat(state: TunnelState, now_us: int) -> List[Tuple[str, int, int]]:
             client = state.clients.get(client_id)

@@ -59,7 +59,7 @@ def key_from_json(value):
 def _args(request: StringValue, *names: str) -> list:
     try:
         body = json.loads(request.value or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise errors.parameter_invalid(f"admin request is not JSON: {request.value!r:.200}") from None
     if not isinstance(body, dict):
         raise errors.parameter_invalid(f"admin request must be a JSON object, got {request.value!r:.200}")
