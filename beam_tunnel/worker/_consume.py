@@ -23,6 +23,7 @@ import threading
 import time
 from typing import IO, Optional
 
+from beam_tunnel.client.credentials import ENV_ACCESS_KEY_SECRET
 from beam_tunnel.client.models import ChannelStatus, TunnelType
 from beam_tunnel.errors import ConfigError, TunnelError, TunnelExistError
 from beam_tunnel.worker.config import WorkerConfig
@@ -31,9 +32,7 @@ from beam_tunnel.worker.worker import TunnelWorker
 
 _LOGGER = logging.getLogger(__name__)
 
-_ENV_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-
-_TYPES = {"BaseData": TunnelType.BASE_DATA, "Stream": TunnelType.STREAM, "BaseAndStream": TunnelType.BASE_AND_STREAM}
+_TYPES = {kind.value: kind for kind in TunnelType}
 
 
 def add_consume_parser(subparsers) -> argparse.ArgumentParser:
@@ -177,7 +176,7 @@ def run_consume(args, client=None) -> int:
             secret = args.access_key_secret
             if args.access_key_id is not None and secret is None:
                 # Keeps the secret off the command line (visible in ps).
-                secret = os.environ.get(_ENV_SECRET)
+                secret = os.environ.get(ENV_ACCESS_KEY_SECRET)
             client = TunnelClient(args.endpoint, args.instance, args.access_key_id, secret)
     except (TunnelError, ValueError) as err:
         print(f"beam-tunnel consume: {err}", file=sys.stderr)

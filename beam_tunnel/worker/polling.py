@@ -9,7 +9,8 @@ counts as idle.
 Usage::
 
     backoff = PollBackoff()
-    idle = 0 if has_more(result) else idle + 1
+    more = has_more(len(result.records), result.size_bytes, result.may_more_record)
+    idle = 0 if more else idle + 1
     stop_event.wait(backoff.delay(idle, random.random()))
 """
 
