@@ -45,9 +45,10 @@ _F64_TAG = struct.Struct("<dB").unpack_from  # a double, then the next tag
 # SEQ_INFO body: EPOCH u32, TS i64, ROW_INDEX u32, each behind its tag.
 _SEQ_BODY = struct.Struct("<BIBqBI")
 _SEQ_TAGS = (0x0D, 0x0E, 0x0F)
-# EXTENSION len=24, SEQ_INFO len=19, SEQ_INFO_EPOCH; then the numbers with the
-# TS and ROW_INDEX tags (at +15 and +24) skipped.
-_SEQ_ONLY_START = b"\x0b\x18\x00\x00\x00\x0c\x13\x00\x00\x00\x0d"
+# EXTENSION len=24, SEQ_INFO len=19, SEQ_INFO_EPOCH: how every stream record's
+# extension starts (the encoder writes it too); then the numbers with the TS
+# and ROW_INDEX tags (at +15 and +24) skipped.
+SEQ_ONLY_START = b"\x0b\x18\x00\x00\x00\x0c\x13\x00\x00\x00\x0d"
 _SEQ_NUMBERS = struct.Struct("<IxqxI").unpack_from
 
 # CELL_TYPE byte -> op. Plain int keys: hashing an enum member runs Python code.
@@ -271,7 +272,7 @@ def decode(
             if tag == 11:  # EXTENSION
                 # Fast path for the extension every stream record has: just
                 # SEQ_INFO. Anything else takes the general reader.
-                if data[pos : pos + 11] == _SEQ_ONLY_START and data[pos + 15] == 14 and data[pos + 24] == 15:
+                if data[pos : pos + 11] == SEQ_ONLY_START and data[pos + 15] == 14 and data[pos + 24] == 15:
                     sequence = new(SequenceInfo, _SEQ_NUMBERS(data, pos + 11))
                     pos += 29
                 else:

@@ -87,7 +87,7 @@ _DELETE_ROW_MARKER = b"\x08"
 _ROW_CHECKSUM = 0x09
 _CELL_CHECKSUM = 0x0A
 # EXTENSION len=24, SEQ_INFO len=19, SEQ_INFO_EPOCH (its u32 follows).
-_SEQ_EXTENSION_START = b"\x0b\x18\x00\x00\x00\x0c\x13\x00\x00\x00\x0d"
+_SEQ_EXTENSION_START = _pbdecode.SEQ_ONLY_START
 _SEQ_INFO_TS = b"\x0e"
 _SEQ_INFO_ROW_INDEX = b"\x0f"
 
@@ -165,7 +165,7 @@ def encode_row_without_pk(cells: Sequence[Cell]) -> bytes:
     """
     parts = [HEADER, _ROW_PK]
     row_crc = _encode_cells(parts, cells, 0)
-    parts.append(bytes((_ROW_CHECKSUM, CRC8_TABLE[row_crc ^ 0])))
+    parts.append(_row_checksum(row_crc, False))
     return b"".join(parts)
 
 
@@ -184,7 +184,7 @@ def encode_primary_key(primary_key: PrimaryKey) -> bytes:
     """
     parts = [HEADER]
     row_crc = _encode_pk(parts, primary_key, 0)
-    parts.append(bytes((_ROW_CHECKSUM, CRC8_TABLE[row_crc ^ 0])))
+    parts.append(_row_checksum(row_crc, False))
     return b"".join(parts)
 
 
@@ -198,7 +198,14 @@ def _encode_row(parts: List[bytes], row: Row) -> None:
         parts.append(_DELETE_ROW_MARKER)
     if row.sequence is not None:
         parts.append(_encode_extension(row.sequence))
-    parts.append(bytes((_ROW_CHECKSUM, CRC8_TABLE[row_crc ^ deleted])))
+    parts.append(_row_checksum(row_crc, deleted))
+
+
+def _row_checksum(row_crc: int, deleted: bool) -> bytes:
+    """ROW_CHECKSUM and its byte: the CRC of the cell checksums, then of the
+    delete flag as one byte 0/1 (the marker itself and the extension are not
+    covered)."""
+    return bytes((_ROW_CHECKSUM, CRC8_TABLE[row_crc ^ deleted]))
 
 
 def _encode_pk(parts: List[bytes], primary_key: PrimaryKey, row_crc: int) -> int:
@@ -420,5 +427,5 @@ def _as_bytes(data) -> bytes:
     raise TypeError(f"PlainBuffer input must be bytes-like, got {type(data).__name__}")
 
 
-def _error(failure: _pbdecode.Failure, prefix: str = "") -> PlainBufferError:
-    return PlainBufferError(prefix + failure.message, offset=failure.offset, cell=failure.cell)
+def _error(failure: _pbdecode.Failure) -> PlainBufferError:
+    return PlainBufferError(failure.message, offset=failure.offset, cell=failure.cell)
