@@ -34,26 +34,17 @@ checkpoint          no          a replay fails with OTSSequenceNumberNotMatch
 
 from __future__ import annotations
 
-import datetime
 import logging
 import socket
-from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Union
+from typing import Iterable, List, Mapping, Optional
 
 import requests
 
-from beam_tunnel.client import _convert
+from beam_tunnel.client import _calls, _convert
+from beam_tunnel.client._control_plane import _ControlPlaneCalls
 from beam_tunnel.client.auth import OtsV2Auth
 from beam_tunnel.client.config import DEFAULT_API_VERSION, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Timeout, TunnelConfig
-from beam_tunnel.client.models import (
-    Channel,
-    CheckpointInfo,
-    ReadResult,
-    RpoInfo,
-    StartOffset,
-    TunnelDescription,
-    TunnelInfo,
-    TunnelType,
-)
+from beam_tunnel.client.models import Channel, CheckpointInfo, ReadResult
 from beam_tunnel.client.retry import RetryPolicy
 from beam_tunnel.client.transport import HttpTransport
 from beam_tunnel.errors import ConfigError, TunnelError
@@ -69,29 +60,7 @@ _LOGGER = logging.getLogger(__name__)
 _DEFAULT_CLIENT_TIMEOUT_S = 300
 
 
-class _Op(NamedTuple):
-    name: str
-    path: str
-    response: type
-    idempotent: bool
-
-
-_CREATE = _Op("CreateTunnel", "/tunnel/create", pb.CreateTunnelResponse, False)
-_DELETE = _Op("DeleteTunnel", "/tunnel/delete", pb.DeleteTunnelResponse, False)
-_LIST = _Op("ListTunnel", "/tunnel/list", pb.ListTunnelResponse, True)
-_DESCRIBE = _Op("DescribeTunnel", "/tunnel/describe", pb.DescribeTunnelResponse, True)
-_CONNECT = _Op("ConnectTunnel", "/tunnel/connect", pb.ConnectResponse, False)
-_HEARTBEAT = _Op("Heartbeat", "/tunnel/heartbeat", pb.HeartbeatResponse, True)
-_SHUTDOWN = _Op("ShutdownTunnel", "/tunnel/shutdown", pb.ShutdownResponse, True)
-_GET_CHECKPOINT = _Op("GetCheckpoint", "/tunnel/getcheckpoint", pb.GetCheckpointResponse, True)
-_READ_RECORDS = _Op("ReadRecords", "/tunnel/readrecords", pb.ReadRecordsResponse, True)
-_CHECKPOINT = _Op("Checkpoint", "/tunnel/checkpoint", pb.CheckpointResponse, False)
-_GET_RPO = _Op("GetRpo", "/tunnel/getrpo", pb.GetRpoResponse, True)
-_GET_RPO_BY_OFFSET = _Op("GetRpoByOffset", "/tunnel/getrpobyoffset", pb.GetRpoResponse, True)
-_SCHEDULE = _Op("Schedule", "/tunnel/schedule", pb.ScheduleResponse, True)
-
-
-class TunnelClient:
+class TunnelClient(_ControlPlaneCalls):
     """A client of the Tablestore Tunnel Service (all 13 calls).
 
     Arguments not given are read from the environment: ``TABLESTORE_ENDPOINT``,
@@ -215,7 +184,7 @@ class TunnelClient:
 
     # ---- plumbing -----------------------------------------------------------
 
-    def _call(self, op: _Op, request, policy: Optional[RetryPolicy] = None):
+    def _call(self, op: _calls.Op, request, policy: Optional[RetryPolicy] = None):
         if self._closed:
             raise TunnelError(f"{op.name}: this TunnelClient is closed; create a new one")
         policy = policy or self._config.meta_retry
@@ -225,129 +194,9 @@ class TunnelClient:
             description=op.name,
         )
 
-    # ---- tunnel management --------------------------------------------------
-
-    def create_tunnel(
-        self,
-        table_name: str,
-        tunnel_name: str,
-        tunnel_type: Union[TunnelType, str],
-        *,
-        start_offset: Union[StartOffset, str, int, datetime.datetime, None] = None,
-        end_offset: Union[int, datetime.datetime, None] = None,
-    ) -> str:
-        """Create a tunnel on a table. Not idempotent (a replay: OTSTunnelExist).
-
-        Args:
-          table_name: the table to read.
-          tunnel_name: a name unique among the table's tunnels.
-          tunnel_type: BASE_DATA, STREAM or BASE_AND_STREAM (or "BaseData",
-            "Stream", "BaseAndStream").
-          start_offset: where the stream part starts: ``StartOffset.LATEST``,
-            ``StartOffset.EARLIEST``, ns since the epoch, or an aware
-            datetime. None leaves it to the service (which starts at the
-            latest change).
-          end_offset: ns since the epoch or an aware datetime at which the
-            stream part ends; None for no end.
-
-        Returns:
-          The new tunnel's id.
-
-        Raises:
-          TunnelExistError: a tunnel with this name exists on the table.
-          ConfigError: a bad argument, before anything is sent.
-        """
-        tunnel = pb.Tunnel(
-            table_name=_convert.require_text("table_name", table_name),
-            tunnel_name=_convert.require_text("tunnel_name", tunnel_name),
-            tunnel_type=pb.TunnelType.Value(TunnelType.parse(tunnel_type, "tunnel_type").value),
-        )
-        config = _convert.stream_config(start_offset, end_offset)
-        if config is not None:
-            tunnel.stream_tunnel_config.CopyFrom(config)
-        response, _ = self._call(_CREATE, pb.CreateTunnelRequest(tunnel=tunnel))
-        _LOGGER.info("[client] created tunnel %s (%s on table %s)", response.tunnel_id, tunnel_name, table_name)
-        return response.tunnel_id
-
-    def delete_tunnel(self, table_name: str, tunnel_name: str) -> None:
-        """Delete a tunnel and its checkpoints. Not idempotent (a replay:
-        OTSObjectNotExist).
-
-        Args:
-          table_name: the tunnel's table.
-          tunnel_name: the tunnel's name.
-        """
-        request = pb.DeleteTunnelRequest(
-            table_name=_convert.require_text("table_name", table_name),
-            tunnel_name=_convert.require_text("tunnel_name", tunnel_name),
-        )
-        self._call(_DELETE, request)
-        _LOGGER.info("[client] deleted tunnel %s on table %s", tunnel_name, table_name)
-
-    def list_tunnels(self, table_name: Optional[str] = None) -> List[TunnelInfo]:
-        """The tunnels of one table, or of every table when None. Idempotent."""
-        request = pb.ListTunnelRequest()
-        if table_name is not None:
-            request.table_name = _convert.require_text("table_name", table_name)
-        response, _ = self._call(_LIST, request)
-        return [_convert.tunnel_info_from_pb(info) for info in response.tunnels]
-
-    def describe_tunnel(self, table_name: str, tunnel_name: str) -> TunnelDescription:
-        """A tunnel with its channels and consume points. Idempotent."""
-        request = pb.DescribeTunnelRequest(
-            table_name=_convert.require_text("table_name", table_name),
-            tunnel_name=_convert.require_text("tunnel_name", tunnel_name),
-        )
-        response, _ = self._call(_DESCRIBE, request)
-        return TunnelDescription(
-            tunnel=_convert.tunnel_info_from_pb(response.tunnel),
-            channels=tuple(_convert.channel_info_from_pb(c) for c in response.channels),
-            tunnel_rpo_ns=response.tunnel_rpo if response.HasField("tunnel_rpo") else None,
-        )
-
-    def get_rpo(self, tunnel_id: str, *, limit: Optional[int] = None) -> RpoInfo:
-        """Consumption latency of a tunnel's channels (JSON decoded). Idempotent.
-
-        Args:
-          tunnel_id: the tunnel.
-          limit: the optional ``limit`` request field (int32), or None.
-        """
-        return self._rpo(_GET_RPO, tunnel_id, limit)
-
-    def get_rpo_by_offset(self, tunnel_id: str, *, limit: Optional[int] = None) -> RpoInfo:
-        """Like :meth:`get_rpo`, on the service's by-offset path. Idempotent."""
-        return self._rpo(_GET_RPO_BY_OFFSET, tunnel_id, limit)
-
-    def _rpo(self, op: _Op, tunnel_id: str, limit: Optional[int]) -> RpoInfo:
-        request = pb.GetRpoRequest(tunnel_id=_convert.require_text("tunnel_id", tunnel_id))
-        if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 2**31:
-                raise ConfigError(f"limit must be None or an int in [1, 2**31), got {limit!r}")
-            request.limit = limit
-        response, info = self._call(op, request)
-        return RpoInfo(
-            rpo_infos=_convert.decode_json_blob(op.name, "rpo_infos", response.rpo_infos, info.request_id),
-            tunnel_rpo_infos=_convert.decode_json_blob(
-                op.name, "tunnel_rpo_infos", response.tunnel_rpo_infos, info.request_id
-            ),
-            tunnel_id=response.tunnel_id if response.HasField("tunnel_id") else None,
-        )
-
-    def schedule(self, tunnel_id: str, channels: Union[Mapping[str, Any], Iterable[Channel]]) -> None:
-        """Set channel statuses by hand: OPEN resumes, CLOSING suspends,
-        TERMINATED ends a channel. Idempotent (setting a status twice is a no-op).
-
-        Args:
-          tunnel_id: the tunnel.
-          channels: a mapping of channel id to status, or Channels (their
-            versions are not used by the service; 0 is sent for a mapping).
-        """
-        request = pb.ScheduleRequest(tunnel_id=_convert.require_text("tunnel_id", tunnel_id))
-        for channel in _convert.schedule_channels(channels):
-            _convert.channel_to_pb(channel, request.channels.add())
-        self._call(_SCHEDULE, request)
-
     # ---- data plane -----------------------------------------------------------
+    # (The control-plane calls, create_tunnel to schedule, are inherited from
+    # beam_tunnel.client._control_plane.)
 
     def connect(
         self, tunnel_id: str, timeout_s: int = _DEFAULT_CLIENT_TIMEOUT_S, client_tag: Optional[str] = None
@@ -373,7 +222,7 @@ class TunnelClient:
             tunnel_id=_convert.require_text("tunnel_id", tunnel_id),
             client_config=pb.ClientConfig(timeout=timeout_s, client_tag=tag),
         )
-        response, _ = self._call(_CONNECT, request)
+        response, _ = self._call(_calls.CONNECT, request)
         _LOGGER.info("[client] connected to tunnel %s as client %s", tunnel_id, response.client_id)
         return response.client_id
 
@@ -398,7 +247,7 @@ class TunnelClient:
             raise ConfigError(f"channels must be an iterable of Channel, got {channels!r}")
         for channel in channels:
             _convert.channel_to_pb(channel, request.channels.add())
-        response, _ = self._call(_HEARTBEAT, request)
+        response, _ = self._call(_calls.HEARTBEAT, request)
         return [_convert.channel_from_pb(c) for c in response.channels]
 
     def shutdown(self, tunnel_id: str, client_id: str) -> None:
@@ -408,7 +257,7 @@ class TunnelClient:
             tunnel_id=_convert.require_text("tunnel_id", tunnel_id),
             client_id=_convert.require_text("client_id", client_id),
         )
-        self._call(_SHUTDOWN, request)
+        self._call(_calls.SHUTDOWN, request)
         _LOGGER.info("[client] shut down client %s of tunnel %s", client_id, tunnel_id)
 
     def get_checkpoint(self, tunnel_id: str, client_id: str, channel_id: str) -> CheckpointInfo:
@@ -423,7 +272,7 @@ class TunnelClient:
             client_id=_convert.require_text("client_id", client_id),
             channel_id=_convert.require_text("channel_id", channel_id),
         )
-        response, _ = self._call(_GET_CHECKPOINT, request)
+        response, _ = self._call(_calls.GET_CHECKPOINT, request)
         return CheckpointInfo(response.checkpoint, response.sequence_number)
 
     def checkpoint(
@@ -451,7 +300,7 @@ class TunnelClient:
             checkpoint=_convert.require_text("checkpoint", checkpoint),
             sequence_number=sequence_number,
         )
-        self._call(_CHECKPOINT, request)
+        self._call(_calls.CHECKPOINT, request)
         _LOGGER.debug("[client] checkpoint %s/%s seq=%d", tunnel_id, channel_id, sequence_number)
 
     def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
@@ -472,7 +321,7 @@ class TunnelClient:
             channel_id=_convert.require_text("channel_id", channel_id),
             token=_convert.require_text("token", token),
         )
-        response, info = self._call(_READ_RECORDS, request, self._config.read_retry)
+        response, info = self._call(_calls.READ_RECORDS, request, self._config.read_retry)
         records = decode_records(response.records, channel_id) if response.records else []
         return ReadResult(
             records=tuple(records),
