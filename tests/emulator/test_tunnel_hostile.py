@@ -9,7 +9,13 @@ import pytest
 from beam_tunnel.emulator import EmulatorServer, ManualClock
 from beam_tunnel.protocol import plainbuffer, table_pb2
 from beam_tunnel.protocol import tunnel_pb2 as pb
-from beam_tunnel.protocol.tokens import StreamIterator, TokenContent, encode_stream_iterator, encode_token
+from beam_tunnel.protocol.tokens import (
+    StreamIterator,
+    TokenContent,
+    decode_token,
+    encode_stream_iterator,
+    encode_token,
+)
 
 from tunnel_kit import RawRequests, Worker, make_table, tunnel_client
 
@@ -150,6 +156,23 @@ def test_garbage_stream_tokens(env):
         message = pb.ReadRecordsRequest(tunnel_id=env["tunnel"], client_id=env["client"],
                                         channel_id=env["channel"], token=token)
         _expect(env, "/tunnel/readrecords", message, 400, "OTSParameterInvalid", text)
+
+
+@pytest.mark.parametrize("kind", ["", "base_"])
+def test_token_record_counts_out_of_range(env, kind):
+    ids = {"tunnel_id": env[f"{kind}tunnel"], "client_id": env[f"{kind}client"], "channel_id": env[f"{kind}channel"]}
+    status, answer = _post(env, "/tunnel/getcheckpoint", pb.GetCheckpointRequest(**ids))
+    assert status == 200
+    content = decode_token(answer.checkpoint)
+    huge = encode_token(content._replace(total_count=2 ** 63 - 1))
+    _expect(env, "/tunnel/readrecords", pb.ReadRecordsRequest(token=huge, **ids), 400, "OTSParameterInvalid",
+            f"record count {2 ** 63 - 1} is out of range")
+    negative = encode_token(content._replace(total_count=-5))
+    _expect(env, "/tunnel/checkpoint", pb.CheckpointRequest(checkpoint=negative, sequence_number=1, **ids), 400,
+            "OTSParameterInvalid", "record count -5 is out of range")
+    # Nothing was stored: the channel still starts from its initial token.
+    status, after = _post(env, "/tunnel/getcheckpoint", pb.GetCheckpointRequest(**ids))
+    assert (after.checkpoint, after.sequence_number) == (answer.checkpoint, answer.sequence_number)
 
 
 @pytest.mark.parametrize(

@@ -30,15 +30,13 @@ from __future__ import annotations
 import threading
 from typing import Dict, Optional, Tuple
 
-from beam_tunnel.errors import PlainBufferError
-from beam_tunnel.protocol import plainbuffer
-from beam_tunnel.protocol.tokens import FINISHED, TokenError, decode_stream_iterator, decode_token
+from beam_tunnel.protocol.tokens import FINISHED, TokenError
 
 from .. import errors
 from . import tunnel_errors
 from . import tunnel_store as store
-from .reads import Reader, ReadResult
-from .tunnel_store import BASE, CLOSING, OPEN, TERMINATED, ChannelRecord, TunnelRecord
+from .reads import Reader, ReadResult, parse_channel_token
+from .tunnel_store import CLOSING, OPEN, TERMINATED, ChannelRecord, TunnelRecord
 
 __all__ = ["DataPlane"]
 
@@ -162,19 +160,8 @@ def _token_count(tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> Op
     if token == FINISHED:
         return None
     try:
-        content = decode_token(token)
-        if channel.kind == BASE:
-            if content.primary_key is None:
-                raise TokenError("a full-data channel needs a primary-key token")
-            plainbuffer.decode_row(content.primary_key)
-        else:
-            if content.iterator is None:
-                raise TokenError("a stream channel needs a stream token")
-            iterator = decode_stream_iterator(content.iterator)
-            if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
-                raise TokenError(f"the token belongs to shard {iterator.shard_id!r}")
-    except (TokenError, PlainBufferError) as err:
+        return parse_channel_token(tunnel, channel, token).total_count
+    except TokenError as err:
         raise errors.parameter_invalid(
             f"checkpoint for channel {channel.channel_id!r} is not a valid token: {err.message}"
         ) from None
-    return content.total_count

@@ -49,6 +49,8 @@ __all__ = [
     "initial_stream_token",
     "initial_base_token",
     "key_from_bytes",
+    "ChannelToken",
+    "parse_channel_token",
     "Reader",
 ]
 
@@ -128,8 +130,52 @@ def key_from_bytes(data: Optional[bytes], open_end) -> object:
     return key
 
 
-def _bad_token(channel: ChannelRecord, detail: str):
-    return errors.parameter_invalid(f"token for channel {channel.channel_id!r} is invalid: {detail}")
+# A record count no token was ever issued with: adding batches to it would
+# overflow the int64 the service stores and sends.
+_MAX_TOKEN_COUNT = 1 << 62
+
+
+class ChannelToken(NamedTuple):
+    """A token checked against its channel (see :func:`parse_channel_token`).
+
+    Attributes:
+      total_count: records read through the channel before the token.
+      start: base channels: the scan bound to read from; else None.
+      iterator: stream channels: the decoded stream iterator; else None.
+    """
+
+    total_count: int
+    start: object
+    iterator: Optional[StreamIterator]
+
+
+def parse_channel_token(tunnel: TunnelRecord, channel: ChannelRecord, token: str) -> ChannelToken:
+    """Decode a token (not ``finished``) that ReadRecords or Checkpoint got for
+    ``channel`` and check that it belongs to it.
+
+    Raises:
+      TokenError: naming the problem; callers say which call it was.
+    """
+    content = decode_token(token)
+    if not 0 <= content.total_count <= _MAX_TOKEN_COUNT:
+        raise TokenError(f"its record count {content.total_count} is out of range 0..{_MAX_TOKEN_COUNT}")
+    if channel.kind == BASE:
+        if content.primary_key is None:
+            raise TokenError("a full-data channel needs a primary-key token, got a stream token")
+        try:
+            start = key_from_bytes(content.primary_key, INF_MIN)
+        except PlainBufferError as err:
+            raise TokenError(f"its primary key does not decode: {err.message}") from None
+        return ChannelToken(content.total_count, start, None)
+    if content.iterator is None:
+        raise TokenError("a stream channel needs a stream token, got a primary-key token")
+    iterator = decode_stream_iterator(content.iterator)
+    if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
+        raise TokenError(
+            f"it belongs to shard {iterator.shard_id!r} of stream {iterator.stream_id!r}, not shard "
+            f"{channel.partition_id!r} of stream {tunnel.stream_id!r}"
+        )
+    return ChannelToken(content.total_count, None, iterator)
 
 
 class Reader:
@@ -162,35 +208,21 @@ class Reader:
         if token == FINISHED:
             return ReadResult((), FINISHED, False, channel.count)
         try:
-            content = decode_token(token)
+            parsed = parse_channel_token(tunnel, channel, token)
         except TokenError as err:
-            raise _bad_token(channel, err.message) from None
+            raise errors.parameter_invalid(
+                f"token for channel {channel.channel_id!r} is invalid: {err.message}"
+            ) from None
         if channel.kind == BASE:
-            if content.primary_key is None:
-                raise _bad_token(channel, "a full-data channel needs a primary-key token, got a stream token")
-            return self._read_base(tunnel, channel, content)
-        if content.iterator is None:
-            raise _bad_token(channel, "a stream channel needs a stream token, got a primary-key token")
-        try:
-            iterator = decode_stream_iterator(content.iterator)
-        except TokenError as err:
-            raise _bad_token(channel, err.message) from None
-        if iterator.shard_id != channel.partition_id or iterator.stream_id != tunnel.stream_id:
-            raise _bad_token(
-                channel,
-                f"it belongs to shard {iterator.shard_id!r} of stream {iterator.stream_id!r}, not shard "
-                f"{channel.partition_id!r} of stream {tunnel.stream_id!r}",
-            )
-        return self._read_stream(tunnel, channel, token, content, iterator)
+            return self._read_base(tunnel, channel, parsed)
+        return self._read_stream(tunnel, channel, token, parsed)
 
-    def _read_base(self, tunnel: TunnelRecord, channel: ChannelRecord, content: TokenContent) -> ReadResult:
-        try:
-            start = key_from_bytes(content.primary_key, INF_MIN)
-        except PlainBufferError as err:
-            raise _bad_token(channel, f"its primary key does not decode: {err.message}") from None
+    def _read_base(self, tunnel: TunnelRecord, channel: ChannelRecord, parsed: ChannelToken) -> ReadResult:
         end = key_from_bytes(channel.range_end, INF_MAX)
-        records, next_key = self._tables.scan(tunnel.table_name, start, end, self._max_records, self._max_bytes)
-        total = content.total_count + len(records)
+        records, next_key = self._tables.scan(
+            tunnel.table_name, parsed.start, end, self._max_records, self._max_bytes
+        )
+        total = parsed.total_count + len(records)
         batch = [BaseRecord(record) for record in records]
         if next_key is None:
             return ReadResult(batch, FINISHED, False, total)
@@ -202,10 +234,10 @@ class Reader:
         tunnel: TunnelRecord,
         channel: ChannelRecord,
         token: str,
-        content: TokenContent,
-        iterator: StreamIterator,
+        parsed: ChannelToken,
     ) -> ReadResult:
         table, shard = tunnel.table_name, channel.partition_id
+        iterator = parsed.iterator
         after = iterator.position
         # The log hides records older than retention, so a position before
         # the floor resumes from the earliest record still kept.
@@ -220,7 +252,7 @@ class Reader:
         caught_up = last is None or (position is not None and position >= last)
         if not finished and caught_up:
             finished = self._stream_ended(tunnel, channel, position, end_us)
-        total = content.total_count + len(entries)
+        total = parsed.total_count + len(entries)
         if finished:
             return ReadResult(entries, FINISHED, False, total)
         if position == iterator.position:
