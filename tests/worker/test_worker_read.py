@@ -104,15 +104,19 @@ def test_stopped_worker_resumes_from_its_checkpoints(server):
 
 
 class _CountingClient(TunnelClient):
-    """A real TunnelClient that counts its ReadRecords calls."""
+    """A real TunnelClient that counts its ReadRecords calls (when they
+    start) and notes the channels that had one answered."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.reads = 0
+        self.channels_read = set()
 
-    def read_records(self, *args):
+    def read_records(self, tunnel_id, client_id, channel_id, token):
         self.reads += 1
-        return super().read_records(*args)
+        result = super().read_records(tunnel_id, client_id, channel_id, token)
+        self.channels_read.add(channel_id)
+        return result
 
 
 class _Gate(ChannelProcessor):
@@ -144,7 +148,7 @@ def test_slow_callback_bounds_read_ahead(server):
     gate = _Gate()
     config = WorkerConfig(heartbeat_interval_s=0.2, heartbeat_timeout_s=2, max_queued_batches=2)
     with TunnelWorker(client, tunnel_id, gate, config):
-        gate.entered.wait(30)
+        assert gate.entered.wait(30), "no batch was delivered"
         # One batch in the callback, two queued, one read and waiting for room.
         wait_for(lambda: client.reads == 4, "the fetch loop to fill its queue")
         time.sleep(0.3)
@@ -156,11 +160,17 @@ def test_slow_callback_bounds_read_ahead(server):
 def test_max_channel_parallelism_bounds_concurrent_callbacks(server):
     make_table(server, "t", partitions=4, stream=False)
     write_rows(server, "t", spread_keys(200))
-    client = tunnel_client(server)
+    client = _CountingClient(server.endpoint, server.instance_name, server.access_key_id, server.access_key_secret)
     tunnel_id = client.create_tunnel("t", "full", "BaseData")
     gate = _Gate()
-    gate.release.set()
     config = WorkerConfig(heartbeat_interval_s=0.2, heartbeat_timeout_s=2, max_channel_parallelism=1)
     with TunnelWorker(client, tunnel_id, gate, config):
+        assert gate.entered.wait(30), "no batch was delivered"
+        # One callback is held; every other channel now gets a batch in hand
+        # and must wait for the slot. Were the limit broken, their callbacks
+        # would enter (and be held too): give them time to, then let go.
+        wait_for(lambda: len(client.channels_read) == 4, "a batch read on every channel")
+        time.sleep(0.2)
+        gate.release.set()
         wait_for(lambda: gate.records == 200, "every record")
     assert gate.most == 1
