@@ -17,7 +17,8 @@ from beam_tunnel.protocol.tokens import (
     encode_token,
 )
 
-from tunnel_kit import RawRequests, Worker, make_table, tunnel_client
+from tunnel_kit import Worker, make_table, tunnel_client
+from wire_kit import RawClient
 
 _PATHS = {
     "/tunnel/create": pb.CreateTunnelResponse,
@@ -47,7 +48,7 @@ def env():
         worker.heartbeat()
         base_worker = Worker(client, base_tunnel)
         base_worker.heartbeat()
-        raw = RawRequests(server)
+        raw = RawClient(server)
         yield {
             "server": server, "raw": raw, "tunnel": tunnel_id, "client": worker.client_id,
             "channel": worker.open_channels()[0], "base_tunnel": base_tunnel,

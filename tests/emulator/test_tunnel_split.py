@@ -10,7 +10,8 @@ from beam_tunnel.client import ChannelStatus
 from beam_tunnel.emulator import EmulatorServer, ManualClock
 from beam_tunnel.protocol import table_pb2
 
-from tunnel_kit import RawRequests, Worker, make_table, ots_client, put, status_of, tunnel_client
+from tunnel_kit import Worker, make_table, ots_client, put, status_of, tunnel_client
+from wire_kit import RawClient
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def _admin(raw, path, payload):
 
 def test_admin_paths_over_signed_http(env):
     server, ots, client = env
-    raw = RawRequests(server)
+    raw = RawClient(server)
     try:
         status, listed = _admin(raw, "/emulator/partitions", {"table": "t"})
         assert status == 200
@@ -134,7 +135,7 @@ def test_admin_split_refuses_an_integer_beyond_int64(env):
     server, _, _ = env
     make_table(server, "n", schema=(("k", "INTEGER"),))
     (root,) = server.backend.tables.list_partitions("n")
-    raw = RawRequests(server)
+    raw = RawClient(server)
     try:
         status, (code, message) = _admin(raw, "/emulator/split", {"table": "n", "partition_id": root.partition_id,
                                                                   "split_key": 2 ** 70})
@@ -146,7 +147,7 @@ def test_admin_split_refuses_an_integer_beyond_int64(env):
 
 def test_admin_paths_need_a_valid_signature(env):
     server, _, _ = env
-    raw = RawRequests(server, secret="wrong-secret")
+    raw = RawClient(server, secret="wrong-secret")
     try:
         status, _, data = raw.post("/emulator/partitions", StringValue(value='{"table": "t"}').SerializeToString())
         assert status == 403 and table_pb2.Error.FromString(data).code == "OTSAuthFailed"

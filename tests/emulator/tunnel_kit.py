@@ -6,9 +6,6 @@ worker that follows the official SDKs' channel rules (tunnel-protocol.md
 from __future__ import annotations
 
 import collections
-import datetime
-import http.client
-import urllib.parse
 from typing import Dict, List, Optional
 
 import tablestore
@@ -16,7 +13,6 @@ import tablestore
 from beam_tunnel.client import Channel, ChannelStatus, TunnelClient
 from beam_tunnel.emulator.model.keys import PkColumn
 from beam_tunnel.emulator.model.tables import PUT, RowChange, StreamSpec
-from beam_tunnel.protocol import signing
 from beam_tunnel.protocol.rows import Cell, Row
 
 THROUGHPUT = tablestore.ReservedThroughput(tablestore.CapacityUnit(0, 0))
@@ -49,33 +45,6 @@ def make_table(server, name="t", split_points=(), stream_columns=None, schema=((
 
 def put(ots, table, key, **columns):
     ots.put_row(table, tablestore.Row([("id", key)], list(columns.items())))
-
-
-class RawRequests:
-    """Hand-made signed POSTs over one keep-alive connection (wire tests)."""
-
-    def __init__(self, server, secret: Optional[str] = None):
-        parsed = urllib.parse.urlsplit(server.endpoint)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
-        self.server = server
-        self.secret = secret or server.access_key_secret
-
-    def post(self, path: str, body: bytes = b"", api_version: str = "2018-04-01"):
-        """POST ``body``; return (status, lower-cased headers, body)."""
-        headers = {
-            "x-ots-date": signing.format_date(datetime.datetime.now(datetime.timezone.utc)),
-            "x-ots-apiversion": api_version,
-            "x-ots-accesskeyid": self.server.access_key_id,
-            "x-ots-instancename": self.server.instance_name,
-            "x-ots-contentmd5": signing.content_md5(body),
-        }
-        headers["x-ots-signature"] = signing.sign_request(path, headers, self.secret)
-        self.conn.request("POST", path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-
-    def close(self):
-        self.conn.close()
 
 
 def put_direct(server, table, key, **columns):

@@ -28,7 +28,7 @@ from beam_tunnel.errors import ServiceError
 from beam_tunnel.protocol import signing
 
 from . import errors
-from .routes import API_TABLE, RequestContext, Route
+from .routes import RequestContext, Route
 
 __all__ = ["Response", "WireApp", "EmulatorHTTPServer", "API_VERSIONS"]
 
@@ -56,10 +56,6 @@ class Response(NamedTuple):
 
 
 _DROP = Response(0, [], b"", drop=True)
-
-
-def _b64_md5(body: bytes) -> str:
-    return signing.content_md5(body)
 
 
 class WireApp:
@@ -96,7 +92,8 @@ class WireApp:
             if method != "POST":
                 raise errors.method_not_allowed(f"Method {method} is not allowed; every API is POST.")
             route = self._routes.get(path)
-            fault = self._faults.decide(route.api if route else API_TABLE) if route else None
+            # Unknown paths are never faulted: they get OTSUnsupportOperation.
+            fault = self._faults.decide(route.api) if route else None
             if fault is not None:
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
@@ -155,7 +152,7 @@ class WireApp:
                 f"Signature mismatch for {path!r}: the V2 signature of the request does not "
                 f"match one computed with the secret of AccessKeyId {key_id!r}."
             )
-        if md5.strip() != _b64_md5(body):
+        if md5.strip() != signing.content_md5(body):
             raise errors.parameter_invalid("x-ots-contentmd5 does not match the MD5 of the request body.")
         return api_version
 
@@ -203,7 +200,7 @@ class WireApp:
     def _reply(self, status, path, body, request_id, key_id, secret) -> Response:
         now = datetime.datetime.fromtimestamp(self._clock.now_us() / 1e6, tz=datetime.timezone.utc)
         headers = [
-            ("x-ots-contentmd5", _b64_md5(body)),
+            ("x-ots-contentmd5", signing.content_md5(body)),
             ("x-ots-requestid", request_id),
             ("x-ots-date", signing.format_date(now)),
             ("x-ots-contenttype", _CONTENT_TYPE),

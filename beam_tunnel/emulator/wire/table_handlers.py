@@ -13,7 +13,7 @@ from beam_tunnel.protocol.rows import INF_MAX, INF_MIN, Row
 
 from . import errors
 from .routes import API_TABLE, Route
-from ..model.tables import PkColumn, ReadOptions, RowChange, StreamSpec, TableInfo
+from ..model.tables import DELETE, PUT, UPDATE, PkColumn, ReadOptions, RowChange, StreamSpec, TableInfo
 
 __all__ = ["ROUTES"]
 
@@ -268,20 +268,20 @@ def _write(ctx, response, change: RowChange):
 
 def put_row(ctx, request: pb.PutRowRequest) -> pb.PutRowResponse:
     _no_transaction(request)
-    change = _change(1, request.table_name, _row(request.row, "row"), request)
+    change = _change(PUT, request.table_name, _row(request.row, "row"), request)
     return _write(ctx, pb.PutRowResponse(), change)
 
 
 def update_row(ctx, request: pb.UpdateRowRequest) -> pb.UpdateRowResponse:
     _no_transaction(request)
-    change = _change(2, request.table_name, _row(request.row_change, "row_change"), request)
+    change = _change(UPDATE, request.table_name, _row(request.row_change, "row_change"), request)
     return _write(ctx, pb.UpdateRowResponse(), change)
 
 
 def delete_row(ctx, request: pb.DeleteRowRequest) -> pb.DeleteRowResponse:
     _no_transaction(request)
     row = _row(request.primary_key, "primary_key")
-    change = _change(3, request.table_name, Row(row.primary_key), request)
+    change = _change(DELETE, request.table_name, Row(row.primary_key), request)
     return _write(ctx, pb.DeleteRowResponse(), change)
 
 
