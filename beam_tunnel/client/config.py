@@ -167,30 +167,30 @@ class TunnelConfig:
                 raise ConfigError(f"instance_name is required: pass instance_name= or set {ENV_INSTANCE}")
         credentials = Credentials.resolve(access_key_id, access_key_secret, sts_token, environ=env)
         connect_s, read_s = _split_timeout(timeout)
-        read_policy = read_retry if read_retry is not None else READ_RECORDS_RETRY
-        meta_policy = meta_retry if meta_retry is not None else META_RETRY
-        if retry_deadline is not None:
-            if isinstance(retry_deadline, bool) or not isinstance(retry_deadline, (int, float)) or retry_deadline < 0:
-                raise ConfigError(f"retry_deadline must be a number >= 0 (seconds), got {retry_deadline!r}")
-            read_policy = _as_policy("read_retry", read_policy).with_deadline(float(retry_deadline))
-            meta_policy = _as_policy("meta_retry", meta_policy).with_deadline(float(retry_deadline))
-        return cls(
+        if retry_deadline is not None and (
+            isinstance(retry_deadline, bool) or not isinstance(retry_deadline, (int, float)) or retry_deadline < 0
+        ):
+            raise ConfigError(f"retry_deadline must be a number >= 0 (seconds), got {retry_deadline!r}")
+        config = cls(
             endpoint=endpoint,
             instance_name=instance_name,
             credentials=credentials,
             connect_timeout_s=connect_s,
             read_timeout_s=read_s,
-            read_retry=read_policy,
-            meta_retry=meta_policy,
+            read_retry=read_retry if read_retry is not None else READ_RECORDS_RETRY,
+            meta_retry=meta_retry if meta_retry is not None else META_RETRY,
             api_version=api_version,
             pool_size=pool_size,
         )
-
-
-def _as_policy(name: str, value) -> RetryPolicy:
-    if not isinstance(value, RetryPolicy):
-        raise ConfigError(f"{name} must be a RetryPolicy, got {value!r}")
-    return value
+        if retry_deadline is None:
+            return config
+        # Applied to the validated policies, so a non-RetryPolicy has already
+        # been refused with its own message.
+        return dataclasses.replace(
+            config,
+            read_retry=config.read_retry.with_deadline(float(retry_deadline)),
+            meta_retry=config.meta_retry.with_deadline(float(retry_deadline)),
+        )
 
 
 def _split_timeout(timeout) -> Tuple[float, float]:
