@@ -109,10 +109,6 @@ class PartitionMap:
         """The open partition holding rows whose first key value is ``first_value``."""
         return self._open[bisect.bisect_right(self._open_lows, sort_value(first_value)) - 1]
 
-    @property
-    def open_parts(self) -> List[_Part]:
-        return list(self._open)
-
     def split_points(self) -> Tuple:
         """First-column values where open partitions begin (all but the first)."""
         return tuple(p.low for p in self._open[1:])

@@ -97,11 +97,9 @@ class RowReader:
 def select_row(latest: bytes, history: Optional[bytes], options: ReadOptions,
                ttl_floor_ms: Optional[int]) -> Optional[bytes]:
     """The row bytes (with header) a read returns, or None for "no row"."""
-    if ttl_floor_ms is None and (
-        options.plain
-        or (history is None and not options.columns and options.time_range is None
-            and options.start_column is None and options.end_column is None)
-    ):
+    # ``latest`` is the answer when nothing is filtered and only the newest
+    # versions are asked for, or when there are no older ones anyway.
+    if ttl_floor_ms is None and options.whole_row and (options.max_versions == 1 or history is None):
         return latest
     row = decode_row(history or latest)
     cells = select_cells(row.cells, options, ttl_floor_ms)

@@ -48,17 +48,16 @@ __all__ = ["token_position", "consume_point_ns", "tunnel_point_ns", "rpo_blobs"]
 Bounds = Callable[[str], Tuple[Optional[SequenceInfo], Optional[SequenceInfo]]]
 
 
-def token_position(token: str) -> Tuple[bool, Optional[SequenceInfo]]:
-    """``(has_position, position)`` of a stream token; (False, None) when the
-    token has no position or is not a stream token."""
+def token_position(token: str) -> Optional[SequenceInfo]:
+    """The iterator position of a stream token; None when it has none (an
+    EARLIEST start) or is not a stream token."""
     try:
         content = decode_token(token)
         if content.iterator is None:
-            return False, None
-        position = decode_stream_iterator(content.iterator).position
+            return None
+        return decode_stream_iterator(content.iterator).position
     except TokenError:
-        return False, None
-    return position is not None, position
+        return None
 
 
 def consume_point_ns(channel: ChannelRecord, token: str, bounds: Bounds, now_ns: int) -> int:
@@ -68,7 +67,7 @@ def consume_point_ns(channel: ChannelRecord, token: str, bounds: Bounds, now_ns:
     first, last = bounds(channel.partition_id)
     if token == FINISHED or channel.status == TERMINATED:
         return last.timestamp * 1000 if last is not None else now_ns
-    _, position = token_position(token)
+    position = token_position(token)
     if last is None or (position is not None and position >= last):
         return now_ns
     if position is None:

@@ -131,16 +131,10 @@ class TunnelBackend:
         self._clock = clock
         self._tables = tables
         self._streams = streams
-        self._permissive = config.tunnel_permissive
         reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
-        self._data = DataPlane(storage, clock.now_us, reader, self._permissive)
+        self._data = DataPlane(storage, clock.now_us, reader, config.tunnel_permissive)
         storage.ensure_schema(store.TUNNEL_DDL)
         tables.on_table_deleted(self._on_table_deleted)
-
-    @property
-    def permissive(self) -> bool:
-        """True when data-plane calls accept any client id (EMR style)."""
-        return self._permissive
 
     # ------------------------------------------------------------------
     # Plumbing

@@ -52,15 +52,10 @@ class ReadOptions(NamedTuple):
     end_column: Optional[str] = None
 
     @property
-    def plain(self) -> bool:
-        """True when the newest version of every column is what is asked."""
-        return (
-            not self.columns
-            and self.max_versions == 1
-            and self.time_range is None
-            and self.start_column is None
-            and self.end_column is None
-        )
+    def whole_row(self) -> bool:
+        """True when no column, time or column-range filter applies (only
+        ``max_versions`` may limit what is returned)."""
+        return not self.columns and self.time_range is None and self.start_column is None and self.end_column is None
 
 
 def check_name(kind: str, name) -> str:
