@@ -59,28 +59,27 @@ def parse_date(value: str) -> datetime.datetime:
       ValueError: naming the value, when the part before the dot is not an
         ISO-8601 UTC time.
     """
+    malformed = f"x-ots-date {value!r} is not of the form YYYY-MM-DDTHH:MM:SS.fffZ"
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1]
     whole, _, fraction = text.partition(".")
     if fraction and not fraction.isdigit():
-        raise ValueError(f"x-ots-date {value!r} is not of the form YYYY-MM-DDTHH:MM:SS.fffZ")
+        raise ValueError(malformed)
     try:
         parsed = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
     except ValueError:
-        raise ValueError(
-            f"x-ots-date {value!r} is not of the form YYYY-MM-DDTHH:MM:SS.fffZ"
-        ) from None
+        raise ValueError(malformed) from None
     return parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def _canonical_headers(headers: Iterable[Tuple[str, str]], skip: str = "") -> str:
-    lines = sorted(
-        f"{name.lower()}:{value.strip()}"
-        for name, value in headers
-        if name.lower().startswith(OTS_PREFIX) and name.lower() != skip
-    )
-    return "".join(line + "\n" for line in lines)
+    lines = []
+    for name, value in headers:
+        name = name.lower()
+        if name.startswith(OTS_PREFIX) and name != skip:
+            lines.append(f"{name}:{value.strip()}")
+    return "".join(line + "\n" for line in sorted(lines))
 
 
 def _items(headers) -> Iterable[Tuple[str, str]]:
