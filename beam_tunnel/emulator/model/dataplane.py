@@ -104,6 +104,9 @@ class DataPlane:
 
     def checkpoint(self, tunnel_id: str, client_id: str, channel_id: str, token: str, sequence: int) -> None:
         """Store ``token`` as the channel's checkpoint (rules in the module doc)."""
+        # Lease and token are checked on a snapshot, so a bad checkpoint never
+        # takes the write lock; the channel is read again under the lock
+        # because a heartbeat may have moved or finished it meanwhile.
         tunnel, channel = self._load(tunnel_id, client_id, channel_id)
         count = _token_count(tunnel, channel, token)
         with self._storage.transaction() as conn:

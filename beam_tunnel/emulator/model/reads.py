@@ -183,7 +183,7 @@ class Reader:
 
     Args:
       tables: the TableBackend (``scan``).
-      streams: the StreamLog (``read``, ``bounds``, ``expired_before``).
+      streams: the StreamLog (``read``, ``bounds``).
       storage: the Storage; its write lock orders the endOffset check after
         every write that already took a timestamp.
       now_us: the clock.

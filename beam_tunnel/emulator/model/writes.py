@@ -209,6 +209,7 @@ class RowWriter:
             raise errors.condition_check_fail()
         if change.condition == EXPECT_NOT_EXIST and old is not None:
             raise errors.condition_check_fail()
+        # From ``history`` when there is one: an UPDATE keeps the older versions.
         old_row = decode_row(old[1] or old[0]) if old is not None and (action == UPDATE or want_origin) else None
         versions, logged = _new_versions(change, state, old is not None, old_row, batch.write_us // 1000)
 

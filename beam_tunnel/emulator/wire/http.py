@@ -3,9 +3,9 @@
 :class:`WireApp` turns one request (method, path, headers, body) into one
 :class:`Response` without touching sockets; :class:`EmulatorHTTPServer`
 (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive, daemon threads) feeds
-it from the network. Checks, in order: method, route kind (for faults),
-AccessKey, instance, API version, date skew, content MD5, V2 signature,
-path, body. Every failure is an ``Error`` body with the real code; an
+it from the network. Checks, in order: method; injected delay or dropped
+connection; AccessKey, instance, API version, date skew, V2 signature,
+content MD5; path; injected failure; body. Every failure is an ``Error`` body with the real code; an
 unexpected exception is logged and answered with 500
 ``OTSInternalServerError``, so no request can take the server down.
 """
