@@ -183,10 +183,32 @@ _CHANNEL_COLUMNS = [f.name for f in dataclasses.fields(ChannelRecord)]
 _CLIENT_COLUMNS = [f.name for f in dataclasses.fields(ClientRecord)]
 
 
+def _select(table: str, columns: List[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}"
+
+
+def _upsert(table: str, columns: List[str]) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_SELECT_TUNNEL = _select("tunnel_tunnels", _TUNNEL_COLUMNS)
+_SELECT_CHANNEL = _select("tunnel_channels", _CHANNEL_COLUMNS)
+_SELECT_CLIENT = _select("tunnel_clients", _CLIENT_COLUMNS)
+_UPSERT_TUNNEL = _upsert("tunnel_tunnels", _TUNNEL_COLUMNS)
+_UPSERT_CHANNEL = _upsert("tunnel_channels", _CHANNEL_COLUMNS)
+_UPSERT_CLIENT = _upsert("tunnel_clients", _CLIENT_COLUMNS)
+
+
 def _tunnel_from_row(row) -> TunnelRecord:
     record = TunnelRecord(*row)
     record.expired = bool(record.expired)
     return record
+
+
+def _tunnel_values(record: TunnelRecord) -> list:
+    values = [getattr(record, name) for name in _TUNNEL_COLUMNS]
+    values[_TUNNEL_COLUMNS.index("expired")] = int(record.expired)
+    return values
 
 
 def _channel_from_row(row) -> ChannelRecord:
@@ -203,9 +225,8 @@ def _channel_values(record: ChannelRecord) -> list:
     return values
 
 
-def _upsert(conn: sqlite3.Connection, table: str, columns: List[str], values: list) -> None:
-    marks = ", ".join("?" for _ in columns)
-    conn.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
+def _client_values(record: ClientRecord) -> list:
+    return [getattr(record, name) for name in _CLIENT_COLUMNS]
 
 
 class TunnelState:
@@ -223,7 +244,16 @@ class TunnelState:
         self.channels: Dict[str, ChannelRecord] = {c.channel_id: c for c in channels}
         self.clients: Dict[str, ClientRecord] = {c.client_id: c for c in clients}
         # Snapshots of what storage holds, to write back only what changed.
-        self._saved = copy.deepcopy((tunnel, self.channels, self.clients)) if stored else (None, {}, {})
+        self._saved = self._snapshot() if stored else (None, {}, {})
+
+    def _snapshot(self):
+        # Records hold only immutable values, so a shallow copy of each is
+        # a full snapshot (deepcopy would cost more on every heartbeat).
+        return (
+            copy.copy(self.tunnel),
+            {key: copy.copy(channel) for key, channel in self.channels.items()},
+            {key: copy.copy(client) for key, client in self.clients.items()},
+        )
 
     def live_clients(self) -> List[ClientRecord]:
         """Alive clients in connection order (the balancer's stable order)."""
@@ -238,38 +268,33 @@ class TunnelState:
         """Write every record that differs from what was loaded."""
         saved_tunnel, saved_channels, saved_clients = self._saved
         if self.tunnel != saved_tunnel:
-            values = [getattr(self.tunnel, name) for name in _TUNNEL_COLUMNS]
-            values[_TUNNEL_COLUMNS.index("expired")] = int(self.tunnel.expired)
-            _upsert(conn, "tunnel_tunnels", _TUNNEL_COLUMNS, values)
+            conn.execute(_UPSERT_TUNNEL, _tunnel_values(self.tunnel))
         for channel_id, channel in self.channels.items():
             if saved_channels.get(channel_id) != channel:
-                _upsert(conn, "tunnel_channels", _CHANNEL_COLUMNS, _channel_values(channel))
+                conn.execute(_UPSERT_CHANNEL, _channel_values(channel))
         for client_id, client in self.clients.items():
             if saved_clients.get(client_id) != client:
-                _upsert(conn, "tunnel_clients", _CLIENT_COLUMNS, [getattr(client, n) for n in _CLIENT_COLUMNS])
-        self._saved = copy.deepcopy((self.tunnel, self.channels, self.clients))
+                conn.execute(_UPSERT_CLIENT, _client_values(client))
+        self._saved = self._snapshot()
 
 
 def load_tunnel(conn: sqlite3.Connection, tunnel_id: str) -> Optional[TunnelRecord]:
     """The tunnel with this id, or None."""
-    row = conn.execute(
-        f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels WHERE tunnel_id = ?", (tunnel_id,)
-    ).fetchone()
+    row = conn.execute(_SELECT_TUNNEL + " WHERE tunnel_id = ?", (tunnel_id,)).fetchone()
     return _tunnel_from_row(row) if row else None
 
 
 def find_tunnel(conn: sqlite3.Connection, table_name: str, tunnel_name: str) -> Optional[TunnelRecord]:
     """The tunnel named ``tunnel_name`` on ``table_name``, or None."""
     row = conn.execute(
-        f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels WHERE table_name = ? AND tunnel_name = ?",
-        (table_name, tunnel_name),
+        _SELECT_TUNNEL + " WHERE table_name = ? AND tunnel_name = ?", (table_name, tunnel_name)
     ).fetchone()
     return _tunnel_from_row(row) if row else None
 
 
 def list_tunnels(conn: sqlite3.Connection, table_name: Optional[str]) -> List[TunnelRecord]:
     """Tunnels of one table (or of all tables when None), by creation time."""
-    sql = f"SELECT {', '.join(_TUNNEL_COLUMNS)} FROM tunnel_tunnels"
+    sql = _SELECT_TUNNEL
     args: tuple = ()
     if table_name is not None:
         sql += " WHERE table_name = ?"
@@ -281,34 +306,22 @@ def list_tunnels(conn: sqlite3.Connection, table_name: Optional[str]) -> List[Tu
 def load_channel(conn: sqlite3.Connection, tunnel_id: str, channel_id: str) -> Optional[ChannelRecord]:
     """One channel, or None."""
     row = conn.execute(
-        f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM tunnel_channels WHERE tunnel_id = ? AND channel_id = ?",
-        (tunnel_id, channel_id),
+        _SELECT_CHANNEL + " WHERE tunnel_id = ? AND channel_id = ?", (tunnel_id, channel_id)
     ).fetchone()
     return _channel_from_row(row) if row else None
 
 
 def load_client(conn: sqlite3.Connection, client_id: str) -> Optional[ClientRecord]:
     """One client lease, or None."""
-    row = conn.execute(
-        f"SELECT {', '.join(_CLIENT_COLUMNS)} FROM tunnel_clients WHERE client_id = ?", (client_id,)
-    ).fetchone()
+    row = conn.execute(_SELECT_CLIENT + " WHERE client_id = ?", (client_id,)).fetchone()
     return ClientRecord(*row) if row else None
 
 
 def load_state(conn: sqlite3.Connection, tunnel: TunnelRecord) -> TunnelState:
     """The tunnel's channels and clients."""
-    channels = [
-        _channel_from_row(row)
-        for row in conn.execute(
-            f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM tunnel_channels WHERE tunnel_id = ?", (tunnel.tunnel_id,)
-        )
-    ]
-    clients = [
-        ClientRecord(*row)
-        for row in conn.execute(
-            f"SELECT {', '.join(_CLIENT_COLUMNS)} FROM tunnel_clients WHERE tunnel_id = ?", (tunnel.tunnel_id,)
-        )
-    ]
+    args = (tunnel.tunnel_id,)
+    channels = [_channel_from_row(row) for row in conn.execute(_SELECT_CHANNEL + " WHERE tunnel_id = ?", args)]
+    clients = [ClientRecord(*row) for row in conn.execute(_SELECT_CLIENT + " WHERE tunnel_id = ?", args)]
     return TunnelState(tunnel, channels, clients, stored=True)
 
 
