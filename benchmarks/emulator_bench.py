@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tablestore  # noqa: E402  (test-only dependency, fine for a benchmark)
 
+from beam_tunnel import TunnelClient  # noqa: E402
+from beam_tunnel.client import StartOffset  # noqa: E402
 from beam_tunnel.emulator import EmulatorServer  # noqa: E402
 from beam_tunnel.emulator.model.tables import StreamSpec  # noqa: E402
 
@@ -147,11 +149,8 @@ def read_part(server: EmulatorServer, n_rows: int) -> None:
     """ReadRecords throughput of a stream tunnel (EARLIEST: every logged
     record) and a full-data tunnel over the table; prints records/s and
     MB/s of each, then ``read records/s: N`` over both."""
-    from beam_tunnel import TunnelClient
-    from beam_tunnel.client import StartOffset
-
     client = TunnelClient(server.endpoint, server.instance_name, server.access_key_id, server.access_key_secret)
-    totals = [0, 0.0]
+    total_records, total_seconds = 0, 0.0
     try:
         for kind, tunnel_type, start in (("stream", "Stream", StartOffset.EARLIEST), ("full-data", "BaseData", None)):
             tunnel_id = client.create_tunnel(TABLE, f"bench-{kind}", tunnel_type, start_offset=start)
@@ -160,11 +159,11 @@ def read_part(server: EmulatorServer, n_rows: int) -> None:
                 raise RuntimeError(f"{kind} tunnel read {records} records, expected {n_rows}")
             print(f"{kind} tunnel: {records} records, {size / 1e6:.1f} MB in {seconds:.2f} s: "
                   f"{records / seconds:.0f} records/s, {size / 1e6 / seconds:.1f} MB/s")
-            totals[0] += records
-            totals[1] += seconds
+            total_records += records
+            total_seconds += seconds
     finally:
         client.close()
-    print(f"read records/s: {totals[0] / totals[1]:.0f}")
+    print(f"read records/s: {total_records / total_seconds:.0f}")
 
 
 def main(argv=None) -> int:
@@ -178,7 +177,7 @@ def main(argv=None) -> int:
     try:
         logged = sum(len(server.backend.streams.read(TABLE, p.partition_id, max_records=10 ** 9, max_bytes=1 << 40))
                      for p in server.backend.tables.list_partitions(TABLE))
-        print(f"wrote {args.rows} rows in {args.rows // BATCH_ROWS} batches of {BATCH_ROWS} "
+        print(f"wrote {args.rows} rows in {-(-args.rows // BATCH_ROWS)} batches of up to {BATCH_ROWS} "
               f"with {args.threads} thread(s) in {seconds:.2f} s; {logged} stream records logged")
         print(f"write rows/s: {args.rows / seconds:.0f}")
 
