@@ -15,7 +15,8 @@ _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-from wire_kit import RawClient  # noqa: E402  (needs the path above)
+from tunnel_kit import ots_client  # noqa: E402  (needs the path above)
+from wire_kit import RawClient  # noqa: E402
 
 
 @pytest.fixture
@@ -27,12 +28,7 @@ def server():
 @pytest.fixture
 def ots(server):
     """The official Python SDK client, without retries (errors surface at once)."""
-    tablestore = pytest.importorskip("tablestore")
-    client = tablestore.OTSClient(
-        server.endpoint, server.access_key_id, server.access_key_secret, server.instance_name,
-        retry_policy=tablestore.NoRetryPolicy(),
-    )
-    yield client
+    return ots_client(server)
 
 
 @pytest.fixture
