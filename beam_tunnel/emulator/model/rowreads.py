@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+_CURRENT = ReadOptions()  # newest version of every column
+
+
 class RangeResult(NamedTuple):
     """One GetRange page: PlainBuffer rows (b"" when none), the key to go on
     from (None when the range is exhausted) and the row count."""
@@ -122,11 +125,8 @@ def range_bounds(schema: Sequence[PkColumn], start, end, backward: bool) -> Tupl
     """
     keys = []
     for label, bound in (("inclusive_start_primary_key", start), ("exclusive_end_primary_key", end)):
-        if bound is INF_MIN or bound is INF_MAX:
-            keys.append(bound_key(bound))
-            continue
         try:
-            keys.append(sort_key(check_primary_key(schema, bound, allow_inf=True)))
+            keys.append(scan_bound(schema, bound))
         except ServiceError as err:
             raise errors.parameter_invalid(f"{label}: {err.message}") from None
     low, high = keys
@@ -177,7 +177,9 @@ def read_page(rows: Iterator[Tuple[bytes, Optional[bytes]]], options: Optional[R
         if len(out) >= max_rows or (out and size >= max_bytes):
             return out, decode_row(latest).primary_key
         if options is None:
-            selected = latest if ttl_floor_ms is None else select_row(latest, None, ReadOptions(), ttl_floor_ms)
+            # The base-data scan: the stored row as is, without a call per
+            # row, unless a TTL may have expired some of its cells.
+            selected = latest if ttl_floor_ms is None else select_row(latest, None, _CURRENT, ttl_floor_ms)
         else:
             selected = select_row(latest, history, options, ttl_floor_ms)
         if selected is not None:
@@ -188,4 +190,4 @@ def read_page(rows: Iterator[Tuple[bytes, Optional[bytes]]], options: Optional[R
 
 def join_rows(rows: Sequence[bytes]) -> bytes:
     """Rows (each with header) as one PlainBuffer, b"" when there are none."""
-    return HEADER + b"".join([row[4:] for row in rows]) if rows else b""
+    return HEADER + b"".join([row[len(HEADER):] for row in rows]) if rows else b""
