@@ -13,7 +13,6 @@ unexpected exception is logged and answered with 500
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import socket
 import threading
