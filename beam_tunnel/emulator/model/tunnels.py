@@ -102,6 +102,9 @@ class ChannelView(NamedTuple):
 
 
 class TunnelDescription(NamedTuple):
+    """A DescribeTunnel answer: the tunnel, its channels (base first, then
+    stream, each by id) and the tunnel's consume point in ns."""
+
     tunnel: TunnelView
     channels: List[ChannelView]
     tunnel_rpo_ns: int
