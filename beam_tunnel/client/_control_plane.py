@@ -73,8 +73,9 @@ class _ControlPlaneCalls:
         return response.tunnel_id
 
     def delete_tunnel(self, table_name: str, tunnel_name: str) -> None:
-        """Delete a tunnel and its checkpoints. Not idempotent (a replay:
-        OTSObjectNotExist).
+        """Delete a tunnel and its checkpoints. Not idempotent: a replay finds
+        no tunnel (the emulator answers OTSParameterInvalid, the code the
+        service uses for an invalid tunnel).
 
         Args:
           table_name: the tunnel's table.

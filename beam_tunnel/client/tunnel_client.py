@@ -26,7 +26,7 @@ heartbeat           yes         re-reporting the same versions changes nothing;
 shutdown            yes         releasing released channels changes nothing
 schedule            yes         sets statuses; setting them again is a no-op
 create_tunnel       no          a replay fails with OTSTunnelExist
-delete_tunnel       no          a replay fails with OTSObjectNotExist
+delete_tunnel       no          a replay finds no tunnel to delete
 connect             no          every call makes a new client id (a lease)
 checkpoint          no          a replay fails with OTSSequenceNumberNotMatch
 ==================  ==========  =============================================
