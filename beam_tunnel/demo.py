@@ -124,30 +124,35 @@ class _Writer(threading.Thread):
         try:
             next_id = max(order_id for _, order_id in self._orders) + 1
             while self.written < self._changes:
-                batch = []
-                for _ in range(min(_BATCH, self._changes - self.written)):
-                    roll = self._rng.random()
-                    if roll < 0.7:
-                        region, order_id = self._rng.choice(self._orders)
-                        status = self._rng.choice(_STATUSES[1:])
-                        row = Row(_order_key(region, order_id), (Cell("status", status),))
-                        batch.append(RowChange(UPDATE, _TABLE, row))
-                    elif roll < 0.9:
-                        region = self._rng.choice(_REGIONS)
-                        batch.append(_put(region, next_id, self._rng))
-                        self._orders.append((region, next_id))
-                        next_id += 1
-                    else:
-                        region, order_id = self._orders.pop(self._rng.randrange(len(self._orders)))
-                        batch.append(RowChange(DELETE, _TABLE, Row(_order_key(region, order_id))))
-                # One key twice in a batch is refused by the service: write it next time.
-                keys = set()
-                unique = [c for c in batch if not (c.row.primary_key in keys or keys.add(c.row.primary_key))]
-                _write(self._server, unique)
-                self.written += len(unique)
+                batch: Dict[Tuple, RowChange] = {}
+                while len(batch) < min(_BATCH, self._changes - self.written):
+                    change, next_id = self._next_change(next_id, batch)
+                    if change is not None:
+                        batch[change.row.primary_key] = change
+                _write(self._server, list(batch.values()))
+                self.written += len(batch)
                 time.sleep(0.05)
         except BaseException as err:  # reported by run_demo
             self.error = err
+
+    def _next_change(self, next_id: int, batch: Dict) -> Tuple[Optional[RowChange], int]:
+        """An update (70%), insert (20%) or delete (10%); None when the key is
+        already in ``batch`` (the service refuses one key twice in a batch)."""
+        roll = self._rng.random()
+        if 0.7 <= roll < 0.9:
+            region = self._rng.choice(_REGIONS)
+            self._orders.append((region, next_id))
+            return _put(region, next_id, self._rng), next_id + 1
+        index = self._rng.randrange(len(self._orders))
+        region, order_id = self._orders[index]
+        key = _order_key(region, order_id)
+        if key in batch:
+            return None, next_id
+        if roll < 0.7:
+            status = self._rng.choice(_STATUSES[1:])
+            return RowChange(UPDATE, _TABLE, Row(key, (Cell("status", status),))), next_id
+        self._orders.pop(index)
+        return RowChange(DELETE, _TABLE, Row(key)), next_id
 
 
 def run_demo(
@@ -193,14 +198,14 @@ def run_demo(
         writer = _Writer(server, keys, changes, seed + 1)
         started = time.monotonic()
         with TunnelWorker(client, tunnel_id, tally, config):
-            ok = _wait(server, client, tally, writer, orders, changes, started, timeout_s, say)
+            ok = _wait(client, tally, writer, orders, changes, started, timeout_s, say)
         writer.join(timeout=5)
         if writer.error is not None:
             raise writer.error
         return _summary(tally, orders, writer.written, time.monotonic() - started, say) and ok
 
 
-def _wait(server, client, tally, writer, orders, changes, started, timeout_s, say) -> bool:
+def _wait(client, tally, writer, orders, changes, started, timeout_s, say) -> bool:
     last_report = 0.0
     while True:
         full, stream = tally.counts()
