@@ -19,6 +19,7 @@ from beam_tunnel.errors import TunnelError
 from beam_tunnel.records import Action, ChangeRecord, Column, ColumnOp
 
 __all__ = [
+    "ReadFromTunnel",
     "TunnelClient",
     "TunnelConfig",
     "TunnelType",
@@ -38,6 +39,7 @@ __all__ = [
 _LAZY = {
     # Loaded on first use so that `import beam_tunnel` in a Beam worker or the
     # emulator does not pull in requests or start-up work it does not need.
+    "ReadFromTunnel": ("beam_tunnel.beam.read", "ReadFromTunnel"),
     "TunnelClient": ("beam_tunnel.client.tunnel_client", "TunnelClient"),
     "TunnelWorker": ("beam_tunnel.worker", "TunnelWorker"),
     "WorkerConfig": ("beam_tunnel.worker", "WorkerConfig"),

@@ -31,7 +31,7 @@ from beam_tunnel.errors import PlainBufferError, ProtocolError
 from beam_tunnel.protocol import _pbdecode
 from beam_tunnel.protocol.rows import CellOp, PrimaryKey, SequenceInfo, Value
 
-__all__ = ["Action", "ColumnOp", "Column", "ChangeRecord", "decode_records"]
+__all__ = ["Action", "ColumnOp", "Column", "ChangeRecord", "CorruptRecord", "decode_records", "decode_records_keeping_corrupt"]
 
 
 class Action(str, enum.Enum):
@@ -228,3 +228,57 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
             ) from None
         out.append(new(ChangeRecord, (action, row.primary_key, row.cells, origin_columns, row.sequence, channel_id)))
     return out
+
+
+class CorruptRecord(NamedTuple):
+    """A record of a ReadRecords answer that could not be decoded.
+
+    Kept whole so nothing is lost: a dead-letter output can store it and a
+    fixed decoder can read it again.
+
+    Attributes:
+      channel_id: the channel it came from.
+      token: the token the batch was read from (read it again with this).
+      index: its index in that batch.
+      action_type: the wire ActionType number (1 put, 2 update, 3 delete),
+        or None when absent.
+      record: the raw PlainBuffer bytes of the row.
+      origin_record: the raw bytes of the before-image (b"" when none).
+      error: why decoding failed.
+    """
+
+    channel_id: str
+    token: str
+    index: int
+    action_type: Optional[int]
+    record: bytes
+    origin_record: bytes
+    error: str
+
+
+def decode_records_keeping_corrupt(
+    pb_records: Iterable[Any], channel_id: str, token: str
+) -> Tuple[List[ChangeRecord], List[CorruptRecord]]:
+    """Like :func:`decode_records`, but undecodable records are returned as
+    :class:`CorruptRecord` values instead of failing the batch.
+
+    The fast path decodes the batch at once; only a batch with a bad record
+    is decoded again record by record.
+    """
+    pb_records = list(pb_records)
+    try:
+        return decode_records(pb_records, channel_id), []
+    except (PlainBufferError, ProtocolError):
+        pass
+    good: List[ChangeRecord] = []
+    bad: List[CorruptRecord] = []
+    for index, pb_record in enumerate(pb_records):
+        try:
+            good.extend(decode_records([pb_record], channel_id))
+        except (PlainBufferError, ProtocolError) as error:
+            action = pb_record.action_type if pb_record.HasField("action_type") else None
+            bad.append(CorruptRecord(
+                channel_id, token, index, action, bytes(pb_record.record), bytes(pb_record.origin_record),
+                str(error).replace("record 0 of the batch", f"record {index} of the batch"),
+            ))
+    return good, bad

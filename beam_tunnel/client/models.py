@@ -252,12 +252,15 @@ class ReadResult:
       may_more_record: the service's hint that more records are ready now,
         or None when the service did not say.
       size_bytes: size of the response body in bytes.
+      corrupt: undecodable records (``beam_tunnel.records.CorruptRecord``),
+        only when read with ``keep_corrupt=True``.
     """
 
     records: Tuple["ChangeRecord", ...]
     next_token: str
     may_more_record: Optional[bool] = None
     size_bytes: int = 0
+    corrupt: Tuple[Any, ...] = ()
 
     @property
     def finished(self) -> bool:

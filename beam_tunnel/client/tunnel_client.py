@@ -49,7 +49,7 @@ from beam_tunnel.client.retry import RetryPolicy
 from beam_tunnel.client.transport import HttpTransport
 from beam_tunnel.errors import ConfigError, TunnelError
 from beam_tunnel.protocol import tunnel_pb2 as pb
-from beam_tunnel.records import decode_records
+from beam_tunnel.records import decode_records, decode_records_keeping_corrupt
 
 __all__ = ["TunnelClient"]
 
@@ -303,9 +303,15 @@ class TunnelClient(_ControlPlaneCalls):
         self._call(_calls.CHECKPOINT, request)
         _LOGGER.debug("[client] checkpoint %s/%s seq=%d", tunnel_id, channel_id, sequence_number)
 
-    def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
+    def read_records(
+        self, tunnel_id: str, client_id: str, channel_id: str, token: str, *, keep_corrupt: bool = False
+    ) -> ReadResult:
         """Read the records after ``token`` in a channel. Idempotent for a
         given token; retried with the ReadRecords policy.
+
+        Args:
+          keep_corrupt: return undecodable records in ``ReadResult.corrupt``
+            (as ``beam_tunnel.records.CorruptRecord``) instead of raising.
 
         Returns:
           The decoded records, the next token (``"finished"`` at the end of
@@ -322,9 +328,16 @@ class TunnelClient(_ControlPlaneCalls):
             token=_convert.require_text("token", token),
         )
         response, info = self._call(_calls.READ_RECORDS, request, self._config.read_retry)
-        records = decode_records(response.records, channel_id) if response.records else []
+        corrupt = ()
+        if not response.records:
+            records = []
+        elif keep_corrupt:
+            records, corrupt = decode_records_keeping_corrupt(response.records, channel_id, token)
+        else:
+            records = decode_records(response.records, channel_id)
         return ReadResult(
             records=tuple(records),
+            corrupt=tuple(corrupt),
             next_token=response.next_token,
             may_more_record=response.may_more_record if response.HasField("may_more_record") else None,
             size_bytes=info.size_bytes,

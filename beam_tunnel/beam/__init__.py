@@ -1,0 +1,8 @@
+"""Apache Beam integration: :class:`ReadFromTunnel` and its coders.
+
+Status: experimental; the API may change.
+"""
+
+from beam_tunnel.beam.read import ReadFromTunnel
+
+__all__ = ["ReadFromTunnel"]
