@@ -164,7 +164,12 @@ class ChannelInfo:
       status: a :class:`ChannelStatus` (raw string if unknown; None if absent).
       client_id: the client that holds the channel, or None.
       rpo_ns: the channel's consume point in ns since the epoch (a point in
-        time, not a duration: lag = now - rpo_ns); 0 for full-data channels.
+        time, not a duration: lag = now - rpo_ns). The service reports 0 for
+        full-data channels. The emulator reports "complete through T": every
+        record the channel will still deliver from its checkpoint was
+        written at or after T (stream: the next record's write time, or now
+        when caught up; full data: the tunnel's creation time; finished:
+        now), never going back.
       count: ``channel_count`` as the service sends it (its meaning is not
         documented consistently), or None.
     """
@@ -219,7 +224,9 @@ class TunnelDescription:
       tunnel: the tunnel itself.
       channels: its channels, in the service's order.
       tunnel_rpo_ns: the slowest stream channel's consume point in ns since
-        the epoch (0 when not applicable), or None when absent.
+        the epoch (0 when not applicable), or None when absent. The emulator
+        reports the smallest point of the unfinished channels, full-data
+        ones included (now when every channel is finished).
     """
 
     tunnel: TunnelInfo

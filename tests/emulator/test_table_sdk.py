@@ -85,10 +85,11 @@ def test_missing_row_reads_as_none(ots):
 def test_columns_to_get_selects_key_and_attribute_columns(ots):
     _create(ots)
     ots.put_row("orders", Row([("id", 1), ("name", "a")], [("x", 1), ("y", 2)]))
-    _, row, _ = ots.get_row("orders", [("id", 1), ("name", "a")], columns_to_get=["y"], max_version=1)
-    assert (row.primary_key, [c[:2] for c in row.attribute_columns]) == ([], [("y", 2)])
-    _, row, _ = ots.get_row("orders", [("id", 1), ("name", "a")], columns_to_get=["id", "y"], max_version=1)
-    assert (row.primary_key, [c[:2] for c in row.attribute_columns]) == ([("id", 1)], [("y", 2)])
+    key = [("id", 1), ("name", "a")]
+    _, row, _ = ots.get_row("orders", key, columns_to_get=["y"], max_version=1)
+    assert (row.primary_key, [c[:2] for c in row.attribute_columns]) == (key, [("y", 2)])
+    _, row, _ = ots.get_row("orders", key, columns_to_get=["id", "y"], max_version=1)
+    assert (row.primary_key, [c[:2] for c in row.attribute_columns]) == (key, [("y", 2)])
     _, row, _ = ots.get_row("orders", [("id", 1), ("name", "a")], columns_to_get=["absent"], max_version=1)
     assert row is None
 

@@ -124,24 +124,25 @@ def test_rpo_follows_checkpoints(env):
     t1_ns = clock.now_us() * 1000
     clock.advance(1)
     put(ots, "t", "k2", v=2)
+    t2_ns = clock.now_us() * 1000
     clock.advance(5)
-    # Behind: the point is where the checkpoint stands (just before creation).
+    # Behind: complete through the first record after the checkpoint.
     described = client.describe_tunnel("t", "s")
-    assert described.channels[0].rpo_ns == created_ns - 1000 == described.tunnel_rpo_ns
+    assert described.channels[0].rpo_ns == t1_ns == described.tunnel_rpo_ns > created_ns
     start = client.get_checkpoint(tunnel_id, worker.client_id, channel_id).checkpoint
     first = client.read_records(tunnel_id, worker.client_id, channel_id, start)
     assert len(first.records) == 2
     # Read but not checkpointed: GetRpo still shows the old point, by offset the new one.
     rpo = client.get_rpo(tunnel_id)
-    assert rpo.rpo_infos[tunnel_id][channel_id]["RpoTime"] == created_ns - 1000
+    assert rpo.rpo_infos[tunnel_id][channel_id]["RpoTime"] == t1_ns
     by_offset = client.get_rpo_by_offset(tunnel_id)
     assert by_offset.rpo_infos[tunnel_id][channel_id]["RpoTime"] == clock.now_us() * 1000
     assert by_offset.rpo_infos[tunnel_id][channel_id]["AccessTime"] == clock.now_us() * 1000
-    # A checkpoint after the first record only: the point is its write time.
+    # A checkpoint after the first record only: the second record's write time.
     one = client.read_records(tunnel_id, worker.client_id, channel_id, start)
     partial = _token_after_first(one)
     client.checkpoint(tunnel_id, worker.client_id, channel_id, partial, 1)
-    assert client.describe_tunnel("t", "s").channels[0].rpo_ns == t1_ns
+    assert client.describe_tunnel("t", "s").channels[0].rpo_ns == t2_ns
     client.checkpoint(tunnel_id, worker.client_id, channel_id, first.next_token, 2)
     described = client.describe_tunnel("t", "s")
     assert described.channels[0].rpo_ns == clock.now_us() * 1000
@@ -166,23 +167,28 @@ def _token_after_first(result):
     return encode_token(TokenContent(iterator=encode_stream_iterator(StreamIterator(*moved)), total_count=1))
 
 
-def test_tunnel_rpo_is_the_slowest_stream_channel_and_base_is_zero(env):
+def test_tunnel_rpo_is_the_slowest_unfinished_channel(env):
     server, clock, ots, client = env
     make_table(server, "u", split_points=("m",))
     put(ots, "u", "a", v=1)
     tunnel_id = client.create_tunnel("u", "bs", "BaseAndStream")
     described = client.describe_tunnel("u", "bs")
+    created_ns = described.tunnel.create_time_ns
     base = [c for c in described.channels if c.channel_id.startswith("BaseData_")]
-    assert [c.rpo_ns for c in base] == [0, 0]
+    assert [c.rpo_ns for c in base] == [created_ns, created_ns]
     clock.advance(2)
     put(ots, "u", "b", v=1)  # only the low stream channel falls behind
+    written_ns = clock.now_us() * 1000
+    clock.advance(1)
     described = client.describe_tunnel("u", "bs")
     stream = {c.channel_id: c.rpo_ns for c in described.channels if not c.channel_id.startswith("BaseData_")}
     low, high = sorted(stream)
     assert stream[high] == clock.now_us() * 1000
-    assert stream[low] < stream[high]
-    assert described.tunnel_rpo_ns == stream[low]
-    assert client.get_rpo(tunnel_id, limit=1).rpo_infos[tunnel_id].keys() == {low}
+    assert created_ns < stream[low] == written_ns < stream[high]
+    # The full-data channels are unfinished: they hold the tunnel back.
+    assert described.tunnel_rpo_ns == created_ns
+    slowest = client.get_rpo(tunnel_id, limit=3).rpo_infos[tunnel_id]
+    assert slowest.keys() == {c.channel_id for c in base} | {low}
 
 
 def test_schedule_suspend_resume_terminate(env):

@@ -30,35 +30,56 @@ def _channel(kind=STREAM, status=OPEN, channel_id="p", count=0):
     return ChannelRecord("t1", channel_id, kind, "p", (), None, None, status, 1, None, "", 0, count, False)
 
 
-def _bounds(first=FIRST, last=LAST):
-    return lambda partition_id: (first, last)
+CREATED_NS = 500_000_000
 
 
-def test_stream_points():
+def _first_after(*log):
+    """first_after over a log holding the positions ``log``."""
+    def first_after(partition_id, position):
+        return next((p for p in log if position is None or p > position), None)
+
+    return first_after
+
+
+def test_stream_points_are_the_next_record_after_the_position_capped_at_now():
     channel = _channel()
-    assert rpo.consume_point_ns(channel, _token(SequenceInfo(0, 2_000_000, 7)), _bounds(), NOW_NS) == 2_000_000_000
-    # Caught up (at or past the last record), or an empty log: now.
-    assert rpo.consume_point_ns(channel, _token(LAST), _bounds(), NOW_NS) == NOW_NS
-    assert rpo.consume_point_ns(channel, _token(None), _bounds(None, None), NOW_NS) == NOW_NS
-    # No position yet: just before the first record kept.
-    assert rpo.consume_point_ns(channel, _token(None), _bounds(), NOW_NS) == 999_999_000
-    # Finished: the last record's write time.
-    assert rpo.consume_point_ns(channel, "finished", _bounds(), NOW_NS) == 3_000_000_000
-    assert rpo.consume_point_ns(_channel(status=TERMINATED), _token(FIRST), _bounds(), NOW_NS) == 3_000_000_000
+    log = _first_after(FIRST, SequenceInfo(0, 2_000_000, 7), LAST)
+    assert rpo.consume_point_ns(channel, _token(FIRST), log, NOW_NS, CREATED_NS) == 2_000_000_000
+    assert rpo.consume_point_ns(channel, _token(SequenceInfo(0, 2_000_000, 7)), log, NOW_NS, CREATED_NS) \
+        == 3_000_000_000
+    # No position yet (EARLIEST): the first record kept.
+    assert rpo.consume_point_ns(channel, _token(None), log, NOW_NS, CREATED_NS) == 1_000_000_000
+    # Caught up, or an empty log: now.
+    assert rpo.consume_point_ns(channel, _token(LAST), log, NOW_NS, CREATED_NS) == NOW_NS
+    assert rpo.consume_point_ns(channel, _token(None), _first_after(), NOW_NS, CREATED_NS) == NOW_NS
+    # A record stamped after "now" (a write time a few µs ahead): now.
+    assert rpo.consume_point_ns(channel, _token(LAST), _first_after(SequenceInfo(0, 9_000_000_000, 0)),
+                                NOW_NS, CREATED_NS) == NOW_NS
 
 
-def test_base_points_are_zero():
-    assert rpo.consume_point_ns(_channel(kind=BASE), "anything", _bounds(), NOW_NS) == 0
+def test_finished_channels_of_both_kinds_are_now():
+    log = _first_after(FIRST, LAST)
+    assert rpo.consume_point_ns(_channel(), "finished", log, NOW_NS, CREATED_NS) == NOW_NS
+    assert rpo.consume_point_ns(_channel(status=TERMINATED), _token(FIRST), log, NOW_NS, CREATED_NS) == NOW_NS
+    assert rpo.consume_point_ns(_channel(kind=BASE), "finished", log, NOW_NS, CREATED_NS) == NOW_NS
 
 
-def test_tunnel_point_is_the_slowest_unfinished_stream_channel():
+def test_unfinished_base_points_are_the_creation_time():
+    assert rpo.consume_point_ns(_channel(kind=BASE), "anything", _first_after(), NOW_NS, CREATED_NS) == CREATED_NS
+
+
+def test_tunnel_point_is_the_slowest_unfinished_channel():
     tunnel = TunnelRecord("t1", "tab", "tun", STREAM, STAGE_STREAM, 0, "s", None, 0, 0, False)
     channels = [_channel(channel_id="a"), _channel(channel_id="b"), _channel(status=TERMINATED, channel_id="c"),
                 _channel(kind=BASE, channel_id="BaseData_x")]
     state = TunnelState(tunnel, channels)
-    points = {"a": 30, "b": 20, "c": 10, "BaseData_x": 0}
-    assert rpo.tunnel_point_ns(points, state) == 20
-    assert rpo.tunnel_point_ns({"BaseData_x": 0}, TunnelState(tunnel, [channels[3]])) == 0
+    tokens = {"a": "", "b": "", "c": "", "BaseData_x": "finished"}
+    points = {"a": 30, "b": 20, "c": 10, "BaseData_x": 5}
+    assert rpo.tunnel_point_ns(points, state, tokens, NOW_NS) == 20
+    tokens["BaseData_x"] = "pk-token"
+    assert rpo.tunnel_point_ns(points, state, tokens, NOW_NS) == 5
+    finished = TunnelState(tunnel, [channels[2]])
+    assert rpo.tunnel_point_ns({"c": 10}, finished, {"c": "finished"}, NOW_NS) == NOW_NS
 
 
 def test_rpo_blobs_schema_and_limit():
@@ -67,13 +88,14 @@ def test_rpo_blobs_schema_and_limit():
     fast.status = WAIT
     state = TunnelState(tunnel, [slow, fast])
     tokens = {"slow": _token(SequenceInfo(0, 2_000_000, 0)), "fast": _token(LAST)}
-    infos, tunnel_infos = rpo.rpo_blobs(state, tokens, {"slow": 77}, _bounds(), NOW_NS)
+    log = _first_after(FIRST, SequenceInfo(0, 2_500_000, 0), LAST)
+    infos, tunnel_infos = rpo.rpo_blobs(state, tokens, {"slow": 77}, log, NOW_NS)
     assert json.loads(infos) == {"t1": {
         "slow": {"ChannelTyp": "Stream", "Status": "OPEN", "TotalCount": 3,
-                 "AccessTime": 77, "RpoTime": 2_000_000_000},
+                 "AccessTime": 77, "RpoTime": 2_500_000_000},
         "fast": {"ChannelTyp": "Stream", "Status": "WAIT", "TotalCount": 4, "AccessTime": 0, "RpoTime": NOW_NS},
     }}
     assert json.loads(tunnel_infos) == {"t1": {"Status": STAGE_STREAM, "TotalCount": 7, "AccessTime": 77,
-                                               "RpoTime": 2_000_000_000}}
-    limited, _ = rpo.rpo_blobs(state, tokens, {}, _bounds(), NOW_NS, limit=1)
+                                               "RpoTime": 2_500_000_000}}
+    limited, _ = rpo.rpo_blobs(state, tokens, {}, log, NOW_NS, limit=1)
     assert list(json.loads(limited)["t1"]) == ["slow"]

@@ -13,7 +13,7 @@ import sqlite3
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from beam_tunnel.errors import ServiceError
-from beam_tunnel.protocol.plainbuffer import HEADER, decode_row, encode_row, encode_row_without_pk
+from beam_tunnel.protocol.plainbuffer import HEADER, decode_row, encode_row
 from beam_tunnel.protocol.rows import INF_MAX, INF_MIN, PrimaryKey, Row
 
 from .. import errors
@@ -107,14 +107,16 @@ def select_row(latest: bytes, history: Optional[bytes], options: ReadOptions,
     row = decode_row(history or latest)
     cells = select_cells(row.cells, options, ttl_floor_ms)
     wanted = set(options.columns)
-    pk = row.primary_key if not wanted else tuple(p for p in row.primary_key if p[0] in wanted)
-    if not cells and (row.cells or not pk) and not (wanted and pk):
+    if not cells:
         # Nothing asked for is there: like the service, return no row unless
-        # the caller asked for key columns by name.
-        return None
-    if not pk:
-        return encode_row_without_pk(tuple(cells))
-    return encode_row(Row(pk, tuple(cells)))
+        # the caller asked for key columns by name (or for the whole row of
+        # a row that has no attribute columns).
+        key_named = any(name in wanted for name, _ in row.primary_key)
+        if (wanted and not key_named) or (not wanted and row.cells):
+            return None
+    # The whole key, whatever columns_to_get names: the official SDKs parse
+    # every returned row as key + attributes.
+    return encode_row(Row(row.primary_key, tuple(cells)))
 
 
 def range_bounds(schema: Sequence[PkColumn], start, end, backward: bool) -> Tuple[bytes, bytes]:

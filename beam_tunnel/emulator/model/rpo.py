@@ -1,16 +1,31 @@
 """Consume points (RPO) of channels and tunnels, and the GetRpo JSON blobs.
 
-A stream channel's consume point is a time in **ns since the epoch**:
+A channel's consume point T (ns since the epoch) means **complete through
+T**: every record the channel will still deliver from its committed
+checkpoint has a write time >= T. One rule, monotonic for a channel whose
+checkpoints only move forward:
 
-* the write time of the last record its token has passed (the token's
-  iterator position), or
-* "now" when the token is caught up with the log (nothing left to read), or
-* just before the first record still in the log when the token has no
-  position yet (an EARLIEST start).
+* stream channel (OPEN, CLOSING, CLOSE or WAIT - a BaseAndStream tunnel's
+  stream channel before the full phase ends, a child before its parents
+  end): T = min(now, write time of the first retained record of its log
+  after the checkpoint position); T = now when there is none. Before the
+  first checkpoint the position is the channel's start (startOffset,
+  creation time for LATEST and BaseAndStream, the oldest record for
+  EARLIEST).
+* full-data channel, not finished: T = the tunnel's creation time. Its
+  records carry no write time; a reader gives them the tunnel's snapshot
+  time, which is also where a BaseAndStream tunnel's stream part starts.
+* finished channel (checkpoint ``finished`` or TERMINATED, either kind):
+  it delivers nothing more, so T = now.
+* tunnel: the smallest T of its unfinished channels; now when all are
+  finished (or it has none).
 
-A finished stream channel's point is the write time of its log's last
-record (or now for an empty log). Base channels have point 0. A tunnel's
-point is the slowest unfinished stream channel's (0 when it has none).
+"now" is :meth:`~.timeline.Timeline.complete_through_us`: the clock, never
+smaller than an earlier answer and never after a write still committing,
+so a new record never lands before a T already reported and a caught-up
+channel's T does not jump back when data arrives. The rule is derived from
+persisted state (checkpoints, the log, the last write time), so it holds
+across restarts too.
 
 GetRpo schema (this emulator's choice; the Go SDK decodes the blobs as
 ``map[string]map[string]RpoLatency`` and ``map[string]TunnelRpoLatency``)::
@@ -42,10 +57,11 @@ from beam_tunnel.protocol.tokens import FINISHED, TokenError, decode_stream_iter
 from .channels import display_status
 from .tunnel_store import BASE, TERMINATED, ChannelRecord, TunnelState
 
-__all__ = ["token_position", "consume_point_ns", "tunnel_point_ns", "rpo_blobs"]
+__all__ = ["token_position", "is_finished", "consume_point_ns", "tunnel_point_ns", "rpo_blobs"]
 
-# bounds(partition_id) -> (first, last) sequences of the partition's log.
-Bounds = Callable[[str], Tuple[Optional[SequenceInfo], Optional[SequenceInfo]]]
+# first_after(partition_id, position) -> the first retained log position
+# after ``position`` (None: from the oldest), or None when there is none.
+FirstAfter = Callable[[str, Optional[SequenceInfo]], Optional[SequenceInfo]]
 
 
 def token_position(token: str) -> Optional[SequenceInfo]:
@@ -60,36 +76,36 @@ def token_position(token: str) -> Optional[SequenceInfo]:
         return None
 
 
-def consume_point_ns(channel: ChannelRecord, token: str, bounds: Bounds, now_ns: int) -> int:
-    """The consume point of ``channel`` when its reader stands at ``token``."""
-    if channel.kind == BASE:
-        return 0
-    first, last = bounds(channel.partition_id)
-    if token == FINISHED or channel.status == TERMINATED:
-        return last.timestamp * 1000 if last is not None else now_ns
-    position = token_position(token)
-    if last is None or (position is not None and position >= last):
+def is_finished(channel: ChannelRecord, token: str) -> bool:
+    """True when ``channel`` standing at ``token`` will deliver nothing more."""
+    return token == FINISHED or channel.status == TERMINATED
+
+
+def consume_point_ns(channel: ChannelRecord, token: str, first_after: FirstAfter, now_ns: int,
+                     created_ns: int) -> int:
+    """The consume point of ``channel`` when its reader stands at ``token``
+    (rule in the module doc); ``created_ns`` is the tunnel's creation time."""
+    if is_finished(channel, token):
         return now_ns
-    if position is None:
-        return (first.timestamp - 1) * 1000
-    return position.timestamp * 1000
+    if channel.kind == BASE:
+        return created_ns
+    following = first_after(channel.partition_id, token_position(token))
+    if following is None:
+        return now_ns
+    return min(now_ns, following.timestamp * 1000)
 
 
-def tunnel_point_ns(points: Dict[str, int], state: TunnelState) -> int:
-    """The slowest unfinished stream channel's point, 0 when there is none."""
-    live = [
-        points[c.channel_id]
-        for c in state.channels.values()
-        if c.kind != BASE and c.status != TERMINATED
-    ]
-    return min(live) if live else 0
+def tunnel_point_ns(points: Dict[str, int], state: TunnelState, tokens: Dict[str, str], now_ns: int) -> int:
+    """The slowest unfinished channel's point; ``now_ns`` when all are finished."""
+    live = [points[c.channel_id] for c in state.channels.values() if not is_finished(c, tokens[c.channel_id])]
+    return min(live, default=now_ns)
 
 
 def rpo_blobs(
     state: TunnelState,
     tokens: Dict[str, str],
     access_ns: Dict[str, int],
-    bounds: Bounds,
+    first_after: FirstAfter,
     now_ns: int,
     limit: int = 0,
 ) -> Tuple[bytes, bytes]:
@@ -101,10 +117,12 @@ def rpo_blobs(
       limit: when > 0, only the ``limit`` slowest channels are listed.
     """
     channels = state.sorted_channels()
-    points = {c.channel_id: consume_point_ns(c, tokens[c.channel_id], bounds, now_ns) for c in channels}
+    created_ns = state.tunnel.create_us * 1000
+    points = {
+        c.channel_id: consume_point_ns(c, tokens[c.channel_id], first_after, now_ns, created_ns) for c in channels
+    }
     if limit > 0:
-        # Slowest first; base channels (point 0) are "slowest" only in name.
-        channels = sorted(channels, key=lambda c: (c.kind == BASE, points[c.channel_id], c.channel_id))[:limit]
+        channels = sorted(channels, key=lambda c: (points[c.channel_id], c.channel_id))[:limit]
     tunnel_id = state.tunnel.tunnel_id
     per_channel = {
         c.channel_id: {
@@ -121,7 +139,7 @@ def rpo_blobs(
         "Status": "Expired" if state.tunnel.expired else state.tunnel.stage,
         "TotalCount": sum(c.count for c in all_channels),
         "AccessTime": max([access_ns.get(c.channel_id, 0) for c in all_channels], default=0),
-        "RpoTime": tunnel_point_ns(points, state),
+        "RpoTime": tunnel_point_ns(points, state, tokens, now_ns),
     }
     return (
         json.dumps({tunnel_id: per_channel}, sort_keys=True).encode("utf-8"),

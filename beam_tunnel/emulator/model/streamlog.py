@@ -149,6 +149,32 @@ class StreamLog:
             entries.append(LogEntry(SequenceInfo(epoch, ts_us, row_index), action, record, origin))
         return entries
 
+    def first_after(self, table: str, partition_id: str, after: Optional[SequenceInfo]) -> Optional[SequenceInfo]:
+        """Position of the first retained entry strictly after ``after``
+        (None: from the oldest retained), or None when there is none.
+
+        Raises:
+          ServiceError: OTSObjectNotExist for an unknown table or partition.
+        """
+        pid, epoch = self._tables.log_source(table, partition_id)
+        floor = self._tables.retention_floor_us(table)
+        if after is not None and after.epoch > epoch:
+            return None
+        with self._storage.read() as conn:
+            if after is None or after.epoch < epoch:
+                row = conn.execute(
+                    "SELECT ts_us, row_index FROM stream_log WHERE pid = ? AND ts_us >= ? "
+                    "ORDER BY ts_us, row_index LIMIT 1",
+                    (pid, floor),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT ts_us, row_index FROM stream_log WHERE pid = ? AND (ts_us, row_index) > (?, ?) "
+                    "AND ts_us >= ? ORDER BY ts_us, row_index LIMIT 1",
+                    (pid, after.timestamp, after.row_index, floor),
+                ).fetchone()
+        return SequenceInfo(epoch, *row) if row else None
+
     def bounds(self, table: str, partition_id: str) -> Tuple[Optional[SequenceInfo], Optional[SequenceInfo]]:
         """(first, last) retained positions of a partition; (None, None) when empty.
 

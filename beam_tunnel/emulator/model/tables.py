@@ -372,6 +372,11 @@ class TableBackend:
     # ------------------------------------------------------------------
     # For the stream log (StreamLog reads and the writer purges through these)
 
+    @property
+    def timeline(self):
+        """The :class:`~.timeline.Timeline` of write times (for consume points)."""
+        return self._writer.timeline
+
     def log_source(self, table: str, partition_id: str) -> Tuple[int, int]:
         """``(pid, epoch)`` of a partition: the storage key of its stream-log
         entries and the epoch they carry.

@@ -289,27 +289,32 @@ class TunnelBackend:
             found = self._find(conn, table_name, tunnel_name, tunnel_id)
 
         def describe(state: TunnelState, now_us: int) -> TunnelDescription:
-            now_ns = now_us * 1000
-            bounds = self._bounds(state.tunnel)
+            # Before reading the log (see Timeline).
+            now_ns = self._tables.timeline.complete_through_us() * 1000
+            first_after = self._first_after(state.tunnel)
+            created_ns = state.tunnel.create_us * 1000
             channels = state.sorted_channels()
-            points = {c.channel_id: rpo.consume_point_ns(c, c.checkpoint, bounds, now_ns) for c in channels}
+            tokens = {c.channel_id: c.checkpoint for c in channels}
+            points = {
+                c.channel_id: rpo.consume_point_ns(c, c.checkpoint, first_after, now_ns, created_ns) for c in channels
+            }
             views = [
                 ChannelView(c.channel_id, c.kind, rules.display_status(state, c), c.owner or "",
                             points[c.channel_id], c.count)
                 for c in channels
             ]
-            return TunnelDescription(_view(state.tunnel), views, rpo.tunnel_point_ns(points, state))
+            return TunnelDescription(_view(state.tunnel), views, rpo.tunnel_point_ns(points, state, tokens, now_ns))
 
         return self._mutate(found.tunnel_id, describe)
 
-    def _bounds(self, tunnel: TunnelRecord) -> rpo.Bounds:
-        def bounds(partition_id: str):
+    def _first_after(self, tunnel: TunnelRecord) -> rpo.FirstAfter:
+        def first_after(partition_id: str, position):
             try:
-                return self._streams.bounds(tunnel.table_name, partition_id)
+                return self._streams.first_after(tunnel.table_name, partition_id, position)
             except ObjectNotExistError:
-                return None, None
+                return None
 
-        return bounds
+        return first_after
 
     def get_rpo(self, tunnel_id: str, limit: int = 0, by_offset: bool = False) -> Tuple[bytes, bytes]:
         """GetRpo (checkpoints) or GetRpoByOffset (last reads): JSON blobs,
@@ -319,11 +324,12 @@ class TunnelBackend:
         progress = self._data.progress(tunnel_id)
 
         def blobs(state: TunnelState, now_us: int) -> Tuple[bytes, bytes]:
+            now_ns = self._tables.timeline.complete_through_us() * 1000
             tokens = {c.channel_id: c.checkpoint for c in state.channels.values()}
             if by_offset:
                 tokens.update({cid: token for cid, (_, token) in progress.items() if cid in tokens})
             access = {cid: at_us * 1000 for cid, (at_us, _) in progress.items()}
-            return rpo.rpo_blobs(state, tokens, access, self._bounds(state.tunnel), now_us * 1000, limit)
+            return rpo.rpo_blobs(state, tokens, access, self._first_after(state.tunnel), now_ns, limit)
 
         return self._mutate(tunnel_id, blobs)
 

@@ -25,6 +25,7 @@ from .. import errors
 from . import streamlog
 from .keys import check_primary_key, sort_key
 from .schema import TableState
+from .timeline import Timeline
 from .versions import Versions, all_cells, apply_put, apply_update, from_cells, latest_cells
 
 __all__ = [
@@ -130,7 +131,7 @@ class RowWriter:
         self._purged_at: Dict[int, int] = {}
         with storage.transaction() as conn:
             row = conn.execute("SELECT value FROM tbl_meta WHERE key = 'last_write_us'").fetchone()
-            self._last_write_us = row[0] if row else 0
+            self.timeline = Timeline(clock, row[0] if row else 0)
             self._auto_increment: Dict[int, int] = dict(
                 conn.execute("SELECT table_id, auto_increment FROM tbl_tables").fetchall()
             )
@@ -163,24 +164,29 @@ class RowWriter:
 
     def _write(self, changes: Sequence[RowChange]) -> List:
         results: List = []
-        with self._storage.transaction() as conn:
-            write_us = self._next_write_us(conn)
-            batch = _WriteBatch(write_us)
-            for change in changes:
-                try:
-                    results.append(self._apply(conn, change, batch))
-                except ServiceError as err:
-                    results.append(err)
-            if batch.log_rows:
-                streamlog.append(conn, batch.log_rows)
-                self._maybe_purge(conn, batch.logged_tables, write_us)
+        write_us = None
+        try:
+            with self._storage.transaction() as conn:
+                write_us = self._next_write_us(conn)
+                batch = _WriteBatch(write_us)
+                for change in changes:
+                    try:
+                        results.append(self._apply(conn, change, batch))
+                    except ServiceError as err:
+                        results.append(err)
+                if batch.log_rows:
+                    streamlog.append(conn, batch.log_rows)
+                    self._maybe_purge(conn, batch.logged_tables, write_us)
+        finally:
+            if write_us is not None:
+                # After the commit: from now on a snapshot read sees it.
+                self.timeline.end_write(write_us)
         return results
 
     def _next_write_us(self, conn) -> int:
         # Strictly increasing across all partitions, even if the clock stalls
         # or steps back, and persisted so a restart keeps it so.
-        now = max(self._clock.now_us(), self._last_write_us + 1)
-        self._last_write_us = now
+        now = self.timeline.begin_write()
         conn.execute("INSERT OR REPLACE INTO tbl_meta (key, value) VALUES ('last_write_us', ?)", (now,))
         return now
 
