@@ -127,6 +127,37 @@ class _CommitBook:
         client.checkpoint(tunnel_id, client_id, channel_id, request.token, request.sequence_number)
 
 
+class Straddle(NamedTuple):
+    """A batch that ``stop_at`` cut: its first ``emitted`` records were output.
+
+    The channel's checkpoint stays *before* the batch (a token cannot point
+    inside one), so a slot of this process that takes the channel over reads
+    the same batch again; it skips the records already emitted instead of
+    repeating them. Recorded only once the bundle that emitted them is
+    committed.
+    """
+
+    channel_id: str
+    token: str
+    emitted: int
+
+
+_STRADDLES: Dict[Tuple[str, str, str], int] = {}
+_STRADDLES_LOCK = threading.Lock()
+
+
+def straddle_emitted(tunnel_id: str, channel_id: str, token: str) -> int:
+    """How many records of the batch read from ``token`` were already emitted."""
+    with _STRADDLES_LOCK:
+        return _STRADDLES.get((tunnel_id, channel_id, token), 0)
+
+
+def _record_straddle(tunnel_id: str, straddle: Straddle) -> None:
+    key = (tunnel_id, straddle.channel_id, straddle.token)
+    with _STRADDLES_LOCK:
+        _STRADDLES[key] = max(_STRADDLES.get(key, 0), straddle.emitted)
+
+
 COMMIT_BOOK = _CommitBook()
 """The process's ledger; module level because finalization callbacks of one
 slot must see what earlier callbacks in the process stored."""
@@ -151,12 +182,14 @@ class CommitOnFinalize:
         client_id: str,
         commits: Sequence[Commit],
         shutdown: bool = False,
+        straddles: Sequence[Straddle] = (),
     ) -> None:
         self._client_factory = client_factory
         self._tunnel_id = tunnel_id
         self._client_id = client_id
         self._commits = tuple(commits)
         self._shutdown = shutdown
+        self._straddles = tuple(straddles)
         self._lock = threading.Lock()
         self._ran = False
 
@@ -165,6 +198,8 @@ class CommitOnFinalize:
             if self._ran:
                 return
             self._ran = True
+        for straddle in self._straddles:
+            _record_straddle(self._tunnel_id, straddle)
         try:
             client = self._client_factory()
             for commit in self._commits:

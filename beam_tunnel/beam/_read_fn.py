@@ -142,6 +142,7 @@ class _ReadSlotFnBase(beam.DoFn):
         call = SlotCall(client, settings, restriction, spec.snapshot_us, spec.stop_us, self._stream_channel)
         claimed_commits: Dict[str, Commit] = {}
         pending: Dict[str, Commit] = {}
+        straddles = []
         finished = False
         try:
             if not tracker.try_claim(call.start()):
@@ -171,6 +172,8 @@ class _ReadSlotFnBase(beam.DoFn):
                     if not tracker.try_claim(batch.state):
                         return
                     claimed_commits.update(pending)
+                    if batch.straddle is not None:
+                        straddles.append(batch.straddle)
                     yield from self._emit(batch, estimator)
                     records += len(batch.records)
                     size += batch.size_bytes
@@ -187,10 +190,10 @@ class _ReadSlotFnBase(beam.DoFn):
             claimed_commits.update(pending)
             self._advance_watermark(client, estimator)
         finally:
-            if claimed_commits or finished:
+            if claimed_commits or finished or straddles:
                 finalizer.register(CommitOnFinalize(
                     self._ensure_client, call.state.tunnel_id, call.state.client_id,
-                    list(claimed_commits.values()), shutdown=finished,
+                    list(claimed_commits.values()), shutdown=finished, straddles=straddles,
                 ))
         if finished:
             tracker.try_claim(_done(call.state))

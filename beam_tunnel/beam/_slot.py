@@ -29,7 +29,7 @@ import logging
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from beam_tunnel.beam._commits import Commit, commit_position
+from beam_tunnel.beam._commits import Commit, Straddle, commit_position, straddle_emitted
 from beam_tunnel.beam._restriction import ChannelCursor, SlotRestriction
 from beam_tunnel.beam._settings import ReadSettings
 from beam_tunnel.client.models import FINISHED_TOKEN, ChannelStatus
@@ -53,6 +53,7 @@ class Batch(NamedTuple):
       corrupt: undecodable records (dead-letter mode only).
       size_bytes: the answer's size.
       commit: the checkpoint owed once the batch is durable.
+      straddle: set when ``stop_at`` cut the batch (see ``_commits.Straddle``).
     """
 
     state: SlotRestriction
@@ -61,6 +62,7 @@ class Batch(NamedTuple):
     corrupt: tuple
     size_bytes: int
     commit: Optional[Commit]
+    straddle: Optional[Straddle] = None
 
 
 class SlotCall:
@@ -147,7 +149,11 @@ class SlotCall:
             state = cursor.state
             if state.status is not ChannelStatus.CLOSING or state.progress is not Progress.READING:
                 continue
-            durable = cursor.batches == 0 or commit_position(self.state.tunnel_id, cid) >= cursor.position
+            durable = (
+                cursor.batches == 0
+                or commit_position(self.state.tunnel_id, cid) >= cursor.position
+                or (cursor.stopped and straddle_emitted(self.state.tunnel_id, cid, cursor.token) > 0)
+            )
             waited = cursor.closing_since is not None and now - cursor.closing_since >= self._settings.closing_grace_s
             if durable or waited or cursor.token == FINISHED_TOKEN:
                 if cursor.token == FINISHED_TOKEN:
@@ -248,7 +254,9 @@ class SlotCall:
                 "(pass dead_letter=True to ReadFromTunnel to route corrupt records to a tagged output)",
                 offset=error.offset, cell=error.cell,
             ) from error
-        records, stopped = self._event_times(result.records)
+        already = straddle_emitted(state.tunnel_id, channel_id, cursor.token)
+        batch_records = result.records[already:] if already else result.records
+        records, stopped = self._event_times(batch_records)
         corrupt = tuple(getattr(result, "corrupt", ()))
         caught_up = not has_more(len(result.records) + len(corrupt), result.size_bytes, result.may_more_record)
         if self.stop_us is not None and not stopped and self._is_stream(channel_id):
@@ -258,20 +266,19 @@ class SlotCall:
             # channels are done only when finished.
             passed = bool(records) and records[-1][1] >= self.stop_us
             stopped = passed or (caught_up and self._clock() * 1e6 >= self.stop_us)
-        truncated = len(records) < len(result.records)
+        truncated = len(records) < len(batch_records)
         if not records and not corrupt and result.next_token == cursor.token and not stopped:
             return None  # nothing new
         new_token = cursor.token if truncated else result.next_token
         last_event = records[-1][1] if records else cursor.last_event_us
         new_cursor = dataclasses.replace(
-            cursor, token=new_token, batches=cursor.batches + (0 if truncated else 1),
+            cursor, token=new_token, batches=cursor.batches + 1,
             stopped=cursor.stopped or stopped, last_event_us=last_event,
         )
         self._replace(new_cursor)
         commit = None if truncated else Commit(channel_id, new_token, new_cursor.position)
-        if not records and not corrupt:
-            return Batch(self.state, channel_id, (), (), result.size_bytes, commit)
-        return Batch(self.state, channel_id, tuple(records), corrupt, result.size_bytes, commit)
+        straddle = Straddle(channel_id, cursor.token, already + len(records)) if truncated and records else None
+        return Batch(self.state, channel_id, tuple(records), corrupt, result.size_bytes, commit, straddle)
 
     def _event_times(self, batch) -> Tuple[List[Tuple[ChangeRecord, int]], bool]:
         """(record, event µs) pairs; with ``stop_at``, stops before the first
