@@ -1,0 +1,1 @@
+"""Apache Beam integration: ReadFromTunnel and its coders."""
