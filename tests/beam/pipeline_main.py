@@ -1,0 +1,30 @@
+"""A ReadFromTunnel pipeline as a program, for tests that kill it.
+
+Usage: python pipeline_main.py ENDPOINT INSTANCE TABLE TUNNEL LOG {unbounded|caught_up}
+The AccessKey comes from the ALIBABA_CLOUD_* environment variables, as on a
+real worker. Records are appended to LOG (JSON lines, fsynced) by RecordLog.
+"""
+
+import sys
+
+import apache_beam as beam
+
+from beam_kit import FAST_LEASE, RecordLog, fnapi_options
+
+from beam_tunnel import ReadFromTunnel
+
+
+def main(argv) -> None:
+    endpoint, instance, table, tunnel, log, mode = argv
+    options = dict(FAST_LEASE, max_bundle_records=100)
+    with beam.Pipeline(options=fnapi_options()) as pipeline:
+        _ = (
+            pipeline
+            | ReadFromTunnel(endpoint=endpoint, instance=instance, table=table, tunnel=tunnel,
+                             tunnel_type="Stream", stop_when_caught_up=(mode == "caught_up"), **options)
+            | beam.ParDo(RecordLog(log))
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
