@@ -74,7 +74,8 @@ class _SlotRestrictionProvider(RestrictionProvider):
         return SlotTracker(restriction, self._bounded)
 
     def restriction_size(self, element, restriction) -> int:
-        return 0 if restriction.done else 1
+        # Never 0: Prism divides by the size when it plans a split.
+        return 1
 
     def restriction_coder(self):
         return SlotRestrictionCoder()
