@@ -99,7 +99,8 @@ function chart(tunnel) {
   }
   for (let i = 0; i <= 3; i++) {
     const t = t0 + span * i / 3;
-    root.appendChild(svg("text", {x: x(t), y: H - B + 16, "text-anchor": "middle"}, clock(t)));
+    const anchor = i === 0 ? "start" : i === 3 ? "end" : "middle";  // keep the end labels inside
+    root.appendChild(svg("text", {x: x(t), y: H - B + 16, "text-anchor": anchor}, clock(t)));
   }
   root.appendChild(svg("text", {x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle"}, "service time (UTC)"));
   root.appendChild(svg("text", {x: 14, y: (T + H - B) / 2, "text-anchor": "middle",

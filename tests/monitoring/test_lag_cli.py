@@ -10,12 +10,12 @@ import subprocess
 import time
 
 import pytest
+from PIL import Image  # Pillow: a dependency of the test extra's matplotlib
 
 from monitoring_kit import HOUR, cli_env, command, lag_json, read_line, run_lag
 from tunnel_kit import Worker, run_workers
 from worker_kit import make_table, spread_keys, tunnel_client, write_rows
 
-PIL_Image = pytest.importorskip("PIL.Image", reason="Pillow comes with the test extra's matplotlib")
 
 
 def _point(ns):
@@ -211,7 +211,7 @@ def test_plot_writes_a_png_of_the_requested_size(server, busy_tunnel, tmp_path):
                      "--plot-size", "900x450", "--json")
     assert result.returncode == 0, result.stderr
     assert f"wrote {picture} (4 samples)" in result.stderr
-    with PIL_Image.open(picture) as image:
+    with Image.open(picture) as image:
         assert (image.format, image.size) == ("PNG", (900, 450))
         pixels = image.convert("RGB")
     colors = pixels.getcolors(maxcolors=1 << 20)
