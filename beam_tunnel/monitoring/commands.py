@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-import threading
+import time
 
 from .durations import parse_duration
 
@@ -144,18 +144,18 @@ def _thresholds(args):
 
 
 def _setup(command: str, args):
-    """(reader, thresholds), or an exit status after printing why."""
+    """(reader, thresholds), or None after printing what is wrong."""
     from beam_tunnel.errors import TunnelError
 
     if args.history < 1:
         print(f"beam-tunnel {command}: --history must be >= 1, got {args.history}", file=sys.stderr)
-        return 2
+        return None
     try:
         thresholds = _thresholds(args)
         return _reader(args), thresholds
     except (TunnelError, ValueError) as err:
         print(f"beam-tunnel {command}: {err}", file=sys.stderr)
-        return 2
+        return None
 
 
 def _raise_interrupt(signum, frame):
@@ -167,7 +167,6 @@ def _run_lag(args) -> int:
 
     from .guard import Level, combine, evaluate
     from .history import LagHistory
-    from .render import render_text, snapshot_to_dict
 
     if args.plot:
         from .plot import require_matplotlib
@@ -178,8 +177,8 @@ def _run_lag(args) -> int:
             print(f"beam-tunnel lag: {err}", file=sys.stderr)
             return 2
     setup = _setup("lag", args)
-    if isinstance(setup, int):
-        return setup
+    if setup is None:
+        return 2
     reader, thresholds = setup
     history = LagHistory(args.history)
     worst, refreshes, last = Level.OK, 0, None
@@ -200,17 +199,11 @@ def _run_lag(args) -> int:
                 verdict = evaluate(snapshot, thresholds)
                 history.add(snapshot)
                 worst = combine([worst, verdict.level])
-                if args.json:
-                    print(json.dumps(snapshot_to_dict(snapshot, verdict)), flush=True)
-                else:
-                    text = render_text(snapshot, verdict)
-                    if redraw:
-                        text = f"{_CLEAR_SCREEN}{text}\nrefresh {refreshes + 1}, every {args.interval:g}s; Ctrl-C stops"
-                    print(text + ("" if redraw else "\n"), flush=True)
+                _print_snapshot(snapshot, verdict, args, refreshes + 1, redraw)
             refreshes += 1
             if args.once or (args.count and refreshes >= args.count):
                 break
-            threading.Event().wait(args.interval)
+            time.sleep(args.interval)  # SIGINT/SIGTERM interrupt it
     except KeyboardInterrupt:
         pass
     finally:
@@ -222,6 +215,19 @@ def _run_lag(args) -> int:
             return 1
         return _write_plot(args, history, last, thresholds, worst)
     return worst.exit_code
+
+
+def _print_snapshot(snapshot, verdict, args, refresh: int, redraw: bool) -> None:
+    from .render import render_text, snapshot_to_dict
+
+    if args.json:
+        print(json.dumps(snapshot_to_dict(snapshot, verdict)), flush=True)
+    elif redraw:
+        # A terminal: redraw in place rather than scroll.
+        print(f"{_CLEAR_SCREEN}{render_text(snapshot, verdict)}\n"
+              f"refresh {refresh}, every {args.interval:g}s; Ctrl-C stops", flush=True)
+    else:
+        print(render_text(snapshot, verdict) + "\n", flush=True)
 
 
 def _write_plot(args, history, last, thresholds, worst) -> int:
@@ -249,8 +255,8 @@ def _run_monitor(args) -> int:
     from .web import serve_monitor
 
     setup = _setup("monitor", args)
-    if isinstance(setup, int):
-        return setup
+    if setup is None:
+        return 2
     reader, thresholds = setup
     return serve_monitor(reader, thresholds, table=args.table, port=args.port, interval_s=args.interval,
                          history_points=args.history)
