@@ -60,11 +60,11 @@ class Processes:
 
     def stop_all(self) -> None:
         for process in self._started:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            # The whole session: a browser's helpers outlive their parent.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             try:
                 process.communicate(timeout=30)
             except (subprocess.TimeoutExpired, ValueError):
