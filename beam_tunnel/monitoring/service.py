@@ -122,6 +122,9 @@ class LagReader:
       config: endpoint, instance and credentials (see :class:`TunnelConfig`).
       retention_s: the stream retention in seconds, to skip DescribeTable
         (for an AccessKey not allowed to call it); None to read it.
+
+    Attributes:
+      clock: the :class:`ServiceClock` every answer updates.
     """
 
     def __init__(self, config: TunnelConfig, *, retention_s: Optional[float] = None) -> None:
@@ -159,9 +162,9 @@ class LagReader:
         Raises:
           TunnelError: DescribeTunnel failed (no such tunnel: OTSParameterInvalid).
         """
-        retention = self.retention(table_name)
-        description = self._client.describe_tunnel(table_name, tunnel_name)
-        return build_snapshot(description, self.clock.now_ns(), retention)
+        description = self._client.describe_tunnel(table_name, tunnel_name)  # validates the names
+        now_ns = self.clock.now_ns()
+        return build_snapshot(description, now_ns, self.retention(table_name))
 
     def tunnels(self, table_name: Optional[str] = None) -> List[TunnelInfo]:
         """The tunnels of one table, or of the whole instance when None."""

@@ -66,9 +66,7 @@ class MonitorState:
         try:
             infos = self._reader.tunnels(self._table)
         except TunnelError as err:
-            _LOGGER.warning("[monitor] ListTunnel failed: %s", err)
-            with self._lock:
-                self._error = f"ListTunnel failed: {err}"
+            self.record_error(f"ListTunnel failed: {err}")
             return
         tunnels, errors = [], []
         for info in sorted(infos, key=lambda i: (i.table_name, i.tunnel_name)):
@@ -83,7 +81,9 @@ class MonitorState:
             kept = {}
             entries = []
             for snapshot, verdict in tunnels:
-                history = self._histories.get(snapshot.tunnel_id) or LagHistory(self._history_points)
+                history = self._histories.get(snapshot.tunnel_id)
+                if history is None:
+                    history = LagHistory(self._history_points)
                 history.add(snapshot)
                 kept[snapshot.tunnel_id] = history
                 entry = snapshot_to_dict(snapshot, verdict)
@@ -94,6 +94,12 @@ class MonitorState:
             self._error = "; ".join(errors) or None
             self._refreshes += 1
             self._refreshed_ns = self._reader.clock.now_ns()
+
+    def record_error(self, message: str) -> None:
+        """Show ``message`` on the page until the next good refresh."""
+        _LOGGER.warning("[monitor] %s", message)
+        with self._lock:
+            self._error = message
 
     def to_dict(self) -> dict:
         """The JSON answer of ``/api/state``."""
@@ -168,7 +174,11 @@ def serve_monitor(
 
     def poll() -> None:
         while not stop.is_set():
-            state.refresh()
+            try:
+                state.refresh()
+            except Exception as err:  # noqa: BLE001 - a monitor outlives one bad answer
+                _LOGGER.exception("[monitor] refresh failed")
+                state.record_error(f"refresh failed: {type(err).__name__}: {err}")
             stop.wait(interval_s)
 
     poller = threading.Thread(target=poll, name="monitor-poller", daemon=True)
