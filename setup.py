@@ -25,6 +25,10 @@ _TEST_REQUIRES = [
     "proto-plus<1.28.3",
 ]
 
+# `beam-tunnel lag --plot` draws with matplotlib; the rest of monitoring
+# needs nothing beyond the library's own dependencies.
+_MONITOR_REQUIRES = ["matplotlib>=3.5"]
+
 setup(
     name="beam_tunnel",
     version="0.1.0",
@@ -40,10 +44,11 @@ setup(
         "requests>=2.28",
     ],
     extras_require={
-        "test": _TEST_REQUIRES,
+        "test": _TEST_REQUIRES + _MONITOR_REQUIRES,
+        "monitor": _MONITOR_REQUIRES,
         # grpcio-tools 1.71 bundles protoc 29, whose generated code runs on
         # protobuf 5.29 and later.
-        "dev": _TEST_REQUIRES + ["grpcio-tools>=1.71,<1.72"],
+        "dev": _TEST_REQUIRES + _MONITOR_REQUIRES + ["grpcio-tools>=1.71,<1.72"],
     },
     entry_points={"console_scripts": ["beam-tunnel=beam_tunnel.cli:main"]},
     classifiers=[

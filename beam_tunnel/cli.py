@@ -259,5 +259,10 @@ def _run_demo(args) -> int:
     return main_exit_code(orders=args.orders, changes=args.changes, seed=args.seed)
 
 
+# beam-tunnel lag / monitor (implemented in beam_tunnel/monitoring/)
+from .monitoring import add_monitoring_subcommands  # noqa: E402
+command(add_monitoring_subcommands)
+
+
 if __name__ == "__main__":
     sys.exit(main())
