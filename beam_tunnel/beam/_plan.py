@@ -33,6 +33,8 @@ class SlotSpec(NamedTuple):
       snapshot_us: event time of full-data records (the tunnel's creation).
       stop_us: for bounded reads, the time each channel is read up to.
       seed_us: the watermark the slot starts from.
+      client_id: the tunnel client connected for the slot by the plan ("" to
+        connect on first use), and ``connected_at`` when (wall seconds).
     """
 
     tunnel_id: str
@@ -40,6 +42,8 @@ class SlotSpec(NamedTuple):
     snapshot_us: int
     stop_us: Optional[int]
     seed_us: int
+    client_id: str = ""
+    connected_at: float = 0.0
 
 
 def ensure_tunnel(client: TunnelClient, settings: ReadSettings) -> TunnelDescription:
@@ -102,9 +106,21 @@ class PlanSlotsFn(beam.DoFn):
         self._settings = settings
 
     def process(self, unused_impulse):
-        with self._settings.new_client() as client:
-            description = ensure_tunnel(client, self._settings)
-        specs = plan_slots(self._settings, description, int(time.time() * 1e6))
+        settings = self._settings
+        with settings.new_client() as client:
+            description = ensure_tunnel(client, settings)
+            specs = plan_slots(settings, description, int(time.time() * 1e6))
+            # Every slot's client joins before any of them heartbeats, so the
+            # service spreads the channels evenly from the first assignment
+            # instead of giving all to the first slot and moving them after.
+            specs = [
+                spec._replace(
+                    client_id=client.connect(spec.tunnel_id, timeout_s=int(settings.heartbeat_timeout_s + 0.999),
+                                             client_tag=f"{settings.client_tag}-slot{spec.slot}"),
+                    connected_at=time.time(),
+                )
+                for spec in specs
+            ]
         _LOGGER.info("[plan] tunnel %s (%s): %d channels, %d reader slots", description.tunnel.tunnel_id,
                      self._settings.tunnel, len(description.channels), len(specs))
         yield from specs

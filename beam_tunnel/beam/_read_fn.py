@@ -68,7 +68,10 @@ class _SlotRestrictionProvider(RestrictionProvider):
         self._bounded = bounded
 
     def initial_restriction(self, element: SlotSpec) -> SlotRestriction:
-        return SlotRestriction(tunnel_id=element.tunnel_id, slot=element.slot)
+        return SlotRestriction(
+            tunnel_id=element.tunnel_id, slot=element.slot, client_id=element.client_id,
+            last_answered=element.connected_at if element.client_id else None,
+        )
 
     def create_tracker(self, restriction: SlotRestriction) -> SlotTracker:
         return SlotTracker(restriction, self._bounded)

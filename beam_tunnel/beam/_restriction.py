@@ -240,8 +240,8 @@ class SlotTracker(RestrictionTracker):
             )
 
     def current_progress(self) -> RestrictionProgress:
-        if self._restriction.done:
-            return RestrictionProgress(completed=1.0, remaining=0.0)
+        # A slot's remaining work is unknown (the stream may go on). Never
+        # report 0 remaining: Prism divides by it when it plans a split.
         return RestrictionProgress(completed=0.0, remaining=1.0)
 
     def is_bounded(self) -> bool:

@@ -54,7 +54,7 @@ class ReadSettings:
     end_offset_ns: Optional[int] = None
     num_slots: Optional[int] = None
     max_slots: int = 16
-    heartbeat_interval_s: float = 10.0
+    heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 300.0
     max_bundle_records: int = 10_000
     max_bundle_bytes: int = 64 << 20

@@ -91,7 +91,8 @@ class ReadFromTunnel(beam.PTransform):
         everything written before the read began.
       num_slots: reader slots (tunnel clients); default one per channel
         seen at start, at most ``max_slots`` (default 16).
-      heartbeat_interval_s: seconds between heartbeats (default 10).
+      heartbeat_interval_s: seconds between heartbeats (default 2: a channel the
+        service moves is answered within one interval; heartbeats are cheap).
       heartbeat_timeout_s: lease timeout in seconds (default 300): how long
         the service keeps a silent slot's channels before giving them to
         others. A killed pipeline's channels wait this long.
@@ -129,7 +130,7 @@ class ReadFromTunnel(beam.PTransform):
         stop_when_caught_up: bool = False,
         num_slots: Optional[int] = None,
         max_slots: int = 16,
-        heartbeat_interval_s: float = 10.0,
+        heartbeat_interval_s: float = 2.0,
         heartbeat_timeout_s: float = 300.0,
         max_bundle_records: int = 10_000,
         max_bundle_bytes: int = 64 << 20,
