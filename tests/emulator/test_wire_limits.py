@@ -185,6 +185,18 @@ def test_ambiguous_framing_is_a_clear_400(server, framing, needle):
     assert _list_tables_ok(server) == []
 
 
+@pytest.mark.parametrize("framing", ["".join(f"X-Pad-{n}: {n}\r\n" for n in range(150)),
+                                     "X-Long: " + "y" * 70_000 + "\r\n"])
+def test_too_many_or_too_long_headers_are_a_400(server, framing):
+    raw = RawClient(server)
+    with _connect(server) as sock:
+        sock.sendall(_head(raw, "/ListTable", b"", framing))
+        status, _, answer = _read_answer(sock)
+        code, message = _error(answer)
+        assert (status, code) == (400, "OTSParameterInvalid") and "Malformed HTTP request (431)" in message
+    raw.close()
+
+
 def test_repeated_equal_content_length_is_accepted(server):
     raw = RawClient(server)
     with _connect(server) as sock:
