@@ -47,6 +47,14 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/codec_bench.py
 	$(PY) benchmarks/emulator_bench.py
 
+# Coverage-guided fuzzing of the PlainBuffer decoder, the token parser and the
+# emulator's request handling (atheris, libFuzzer); the last line is
+# `fuzz: N inputs, K crashes`. FUZZ_ARGS=--inputs 1000000 for a longer run.
+.PHONY: fuzz
+fuzz: $(VENV)/.installed
+	$(PY) -m pip install --quiet 'atheris>=2.3,<4'
+	$(PY) benchmarks/fuzz_bench.py $(FUZZ_ARGS)
+
 protos:
 	$(PY) -m pip install --quiet 'grpcio-tools>=1.71,<1.72'
 	$(PY) -m grpc_tools.protoc -I . --python_out=. \

@@ -26,8 +26,9 @@ from .clock import Clock
 from .config import DEFAULT_INSTANCE, EmulatorConfig
 from .faults import FaultInjector, FaultSettings
 from .model import Emulator
-from .wire.http import EmulatorHTTPServer, WireApp
+from .wire.http import WireApp
 from .wire.routes import build_routes
+from .wire.transport import EmulatorHTTPServer, WireLimits
 
 __all__ = ["EmulatorServer"]
 
@@ -54,6 +55,15 @@ class EmulatorServer:
         wall clock, pass ``max_date_skew_s=None`` (and note that the
         official SDKs, which check answer dates, will refuse the answers).
       faults: initial :class:`~.faults.FaultSettings` (default none).
+      max_connections: open connections served at once (default 256);
+        beyond it the longest-idle connection is closed, or, when none is
+        idle, the new one gets 503 ``OTSServerBusy``.
+      header_timeout_s: a new connection must send its request line and
+        headers within this long (default 20 s); 408 otherwise.
+      body_timeout_s: the body must arrive, and the answer be taken,
+        within this long (default 60 s).
+      idle_timeout_s: a keep-alive connection with no new request is
+        closed after this long (default 600 s).
       **options: other :class:`~.config.EmulatorConfig` fields
         (``max_body_bytes``, ``max_date_skew_s``, ``range_max_rows``, ...).
 
@@ -70,12 +80,17 @@ class EmulatorServer:
         access_keys: Optional[Mapping[str, str]] = None,
         clock: Optional[Clock] = None,
         faults: Optional[FaultSettings] = None,
+        max_connections: int = WireLimits.max_connections,
+        header_timeout_s: float = WireLimits.header_timeout_s,
+        body_timeout_s: float = WireLimits.body_timeout_s,
+        idle_timeout_s: float = WireLimits.idle_timeout_s,
         **options,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in [0, 65535], got {port!r}")
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty string, got {host!r}")
+        self._limits = WireLimits(max_connections, header_timeout_s, body_timeout_s, idle_timeout_s)
         kwargs = dict(options)
         if access_keys is not None:
             kwargs["access_keys"] = access_keys
@@ -114,7 +129,7 @@ class EmulatorServer:
                 self._backend = Emulator(config)
                 app = WireApp(self._backend, build_routes(), self.faults)
                 server_cls = _IPv6Server if ":" in self._host else EmulatorHTTPServer
-                self._httpd = server_cls((self._host, self._port), app)
+                self._httpd = server_cls((self._host, self._port), app, self._limits)
             except BaseException:
                 self._cleanup()
                 raise
@@ -183,6 +198,11 @@ class EmulatorServer:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self._port}"
+
+    @property
+    def limits(self) -> WireLimits:
+        """Connection limits and timeouts (see the constructor)."""
+        return self._limits
 
     @property
     def instance_name(self) -> str:

@@ -1,24 +1,23 @@
 """HTTP side of the emulator: request checks, dispatch, signed answers.
 
 :class:`WireApp` turns one request (method, path, headers, body) into one
-:class:`Response` without touching sockets; :class:`EmulatorHTTPServer`
-(stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive, daemon threads) feeds
-it from the network. Checks, in order: method; injected delay or dropped
-connection; AccessKey, instance, API version, date skew, V2 signature,
-content MD5; path; injected failure; body. Every failure is an ``Error`` body with the real code; an
-unexpected exception is logged and answered with 500
-``OTSInternalServerError``, so no request can take the server down.
+:class:`Response` without touching sockets; ``transport.EmulatorHTTPServer``
+feeds it from the network. Checks, in order: method; injected delay or
+dropped connection; AccessKey, instance, API version, date skew, V2
+signature, content MD5 (of the body as sent); compression headers and
+request decompression; path; injected failure; body. Every failure is an
+``Error`` body with the real code and a message of at most
+:data:`MAX_ERROR_MESSAGE_CHARS` characters; an unexpected exception is
+logged and answered with 500 ``OTSInternalServerError``, so no request can
+take the server down.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import socket
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from google.protobuf.message import DecodeError
@@ -26,10 +25,10 @@ from google.protobuf.message import DecodeError
 from beam_tunnel.errors import ServiceError
 from beam_tunnel.protocol import signing
 
-from . import errors
+from . import compression, errors
 from .routes import RequestContext, Route
 
-__all__ = ["Response", "WireApp", "EmulatorHTTPServer", "API_VERSIONS"]
+__all__ = ["Response", "WireApp", "API_VERSIONS", "MAX_ERROR_MESSAGE_CHARS"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,12 +36,14 @@ _LOGGER = logging.getLogger(__name__)
 # and Elixir tunnel clients (tunnel-protocol.md §1.3).
 API_VERSIONS = ("2015-12-31", "2018-04-01")
 _CONTENT_TYPE = "protocol buffer"
-# Idle keep-alive connections are closed after this long; SDK pools recover
-# by reconnecting. stop() closes them at once anyway.
-_IDLE_TIMEOUT_S = 600
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 410: "Gone",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+# Error messages quote request values; a hostile request must not be able
+# to make the answer (or the memory behind it) larger than this.
+MAX_ERROR_MESSAGE_CHARS = 2048
+# A message with many unset required fields (say a million empty
+# sub-messages) names the first few and counts the rest up to a cap, so
+# neither the walk nor the message grows with the request.
+_MISSING_FIELDS_NAMED = 10
+_MISSING_FIELDS_COUNTED = 1000
 
 
 class Response(NamedTuple):
@@ -87,9 +88,12 @@ class WireApp:
         request_id = str(uuid.uuid4())
         key_id = headers.get("x-ots-accesskeyid", "").strip()
         secret = self._config.access_keys.get(key_id)
+        # Errors are compressed too when asked for properly (the Java SDK
+        # inflates every answer before looking at its status).
+        compress = headers.get(compression.RESPONSE_TYPE_HEADER, "").strip().lower() == "deflate"
         try:
             if method != "POST":
-                raise errors.method_not_allowed(f"Method {method} is not allowed; every API is POST.")
+                raise errors.method_not_allowed(f"Method {method[:32]} is not allowed; every API is POST.")
             route = self._routes.get(path)
             # Unknown paths are never faulted: they get OTSUnsupportOperation.
             fault = self._faults.decide(route.api) if route else None
@@ -100,6 +104,8 @@ class WireApp:
                     _LOGGER.info("[wire] fault: dropping connection for %s", path)
                     return _DROP
             api_version = self._authenticate(path, items, headers, key_id, secret, body)
+            compression.wants_compressed_response(headers)
+            body = compression.decompress_request(headers, body, self.max_body_bytes)
             if route is None:
                 raise errors.unsupported_operation(f"Unsupported operation: {path!r}.")
             if fault is not None and fault.fail:
@@ -108,15 +114,16 @@ class WireApp:
             request = self._parse(route, body)
             ctx = RequestContext(self._backend, self._config.instance_name, key_id, request_id, api_version, path)
             answer = route.handler(ctx, request).SerializeToString()
-            return self._reply(200, path, answer, request_id, key_id, secret)
+            return self._reply(200, path, answer, request_id, key_id, secret, compress)
         except ServiceError as err:
-            return self.error_response(path, err, request_id, key_id, secret)
+            return self.error_response(path, err, request_id, key_id, secret, compress)
         except Exception:  # noqa: BLE001 - the server must survive any bug
-            _LOGGER.exception("[wire] request %s to %s failed", request_id, path)
-            return self.error_response(path, errors.internal_error(), request_id, key_id, secret)
+            _LOGGER.exception("[wire] request %s to %s failed", request_id, path[:200])
+            return self.error_response(path, errors.internal_error(), request_id, key_id, secret, compress)
 
     def reject(self, path: str, header_items: Iterable[Tuple[str, str]], err: ServiceError) -> Response:
-        """An error answer for a request that could not even be read whole."""
+        """An error answer for a request that could not even be read whole
+        (never compressed: its headers were not checked)."""
         headers = {name.lower(): value for name, value in header_items}
         key_id = headers.get("x-ots-accesskeyid", "").strip()
         return self.error_response(path.split("?", 1)[0], err, str(uuid.uuid4()), key_id,
@@ -183,27 +190,31 @@ class WireApp:
                 f"Request body of {len(body)} bytes is not a valid {name} protobuf message."
             ) from None
         if not request.IsInitialized():
-            missing = ", ".join(request.FindInitializationErrors())
-            raise errors.parameter_invalid(f"{name} is missing required field(s): {missing}.")
+            raise errors.parameter_invalid(f"{name} is missing required field(s): {_missing_fields(request)}.")
         return request
 
-    def error_response(self, path, err: ServiceError, request_id, key_id, secret) -> Response:
+    def error_response(self, path, err: ServiceError, request_id, key_id, secret, compress=False) -> Response:
         status = err.http_status or errors.http_status_for(err.code)
-        body = errors.error_body(err.code, err.message)
+        message = _bounded(err.message or "")
+        body = errors.error_body(err.code, message)
         if status >= 500:
-            _LOGGER.warning("[wire] %s %s -> %s %s", request_id, path, err.code, err.message)
+            _LOGGER.warning("[wire] %s %s -> %s %s", request_id, path[:200], err.code, message)
         else:
-            _LOGGER.debug("[wire] %s %s -> %s %s", request_id, path, err.code, err.message)
-        return self._reply(status, path, body, request_id, key_id, secret)
+            _LOGGER.debug("[wire] %s %s -> %s %s", request_id, path[:200], err.code, message)
+        return self._reply(status, path, body, request_id, key_id, secret, compress)
 
-    def _reply(self, status, path, body, request_id, key_id, secret) -> Response:
+    def _reply(self, status, path, body, request_id, key_id, secret, compress=False) -> Response:
         now = datetime.datetime.fromtimestamp(self._clock.now_us() / 1e6, tz=datetime.timezone.utc)
         headers = [
+            # Of the uncompressed body: see compression.py.
             ("x-ots-contentmd5", signing.content_md5(body)),
             ("x-ots-requestid", request_id),
             ("x-ots-date", signing.format_date(now)),
             ("x-ots-contenttype", _CONTENT_TYPE),
         ]
+        if compress:
+            body, extra = compression.compress_response(body)
+            headers.extend(extra or ())
         # Only a caller with a known AccessKey can check our signature; the
         # official SDK skips the check for OTSAuthFailed answers.
         if secret is not None:
@@ -211,164 +222,53 @@ class WireApp:
         return Response(status, headers, body)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request at a time off a keep-alive connection."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "beam-tunnel-emulator"
-    timeout = _IDLE_TIMEOUT_S
-    server: "EmulatorHTTPServer"
-
-    def setup(self) -> None:
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def do_POST(self) -> None:
-        self.server.busy(True)
-        try:
-            self._dispatch()
-        finally:
-            self.server.busy(False)
-
-    # Other methods get a 405 error body from WireApp.
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
-
-    def _dispatch(self) -> None:
-        app = self.server.app
-        body = self._read_body(app)
-        if body is None:
-            return
-        response = app.handle(self.command, self.path, self.headers.items(), body)
-        self._write(response)
-
-    def _read_body(self, app: WireApp) -> Optional[bytes]:
-        limit = app.max_body_bytes
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(app, limit)
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            return b""
-        try:
-            length = int(length_text.strip())
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            return self._refuse(app, f"Content-Length {length_text!r} is not a non-negative integer.")
-        if length > limit:
-            return self._refuse(app, f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:
-            self.close_connection = True  # the client went away mid-body
-            return None
-        return body
-
-    def _read_chunked(self, app: WireApp, limit: int) -> Optional[bytes]:
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                return self._refuse(app, "Malformed chunked request body.")
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                return self._refuse(app, f"Request body exceeds the limit of {limit} bytes.")
-            chunk = self.rfile.read(size + 2)
-            if len(chunk) != size + 2:
-                self.close_connection = True
-                return None
-            parts.append(chunk[:size])
-
-    def _refuse(self, app: WireApp, message: str) -> None:
-        # The rest of the body is unread, so this connection cannot carry
-        # another request: answer, then close.
-        self.close_connection = True
-        self._write(app.reject(self.path, self.headers.items(), errors.parameter_invalid(message)))
-        return None
-
-    def _write(self, response: Response) -> None:
-        if response.drop:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}"]
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        lines.append(f"Content-Length: {len(response.body)}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + response.body)
-
-    def send_error(self, code, message=None, explain=None) -> None:
-        # Malformed HTTP (bad request line, oversized headers, unknown
-        # method): answer with an Error body like every other failure.
-        self.close_connection = True
-        text = f"Malformed HTTP request ({code}): {message or self.responses.get(code, ('',))[0]}"
-        headers = getattr(self, "headers", None)
-        items = headers.items() if headers is not None else []
-        self._write(self.server.app.reject(getattr(self, "path", "/") or "/", items,
-                                           errors.parameter_invalid(text)))
-
-    def log_message(self, format, *args) -> None:  # noqa: A002 - stdlib signature
-        _LOGGER.debug("[wire] %s " + format, self.address_string(), *args)
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_MESSAGE_CHARS]}... ({len(message) - MAX_ERROR_MESSAGE_CHARS} more characters)"
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
-    """Threaded HTTP/1.1 server for one :class:`WireApp`.
+def _is_required(field) -> bool:
+    required = getattr(field, "is_required", None)
+    return required if required is not None else field.label == field.LABEL_REQUIRED
 
-    Tracks open connections and in-flight requests so :meth:`close_all`
-    can end keep-alive connections and wait for running handlers.
-    """
 
-    daemon_threads = True
-    request_queue_size = 128
+def _is_repeated(field) -> bool:
+    repeated = getattr(field, "is_repeated", None)
+    return repeated if repeated is not None else field.label == field.LABEL_REPEATED
 
-    def __init__(self, address: Tuple[str, int], app: WireApp) -> None:
-        self.app = app
-        self._conns = set()
-        self._in_flight = 0
-        self._cond = threading.Condition()
-        super().__init__(address, _Handler)
 
-    def track(self, conn, opened: bool) -> None:
-        with self._cond:
-            (self._conns.add if opened else self._conns.discard)(conn)
+def _missing_fields(message) -> str:
+    """The unset required fields of ``message``, bounded (see the constants)."""
+    names: List[str] = []
+    count = _count_missing(message, "", names, 0)
+    shown = ", ".join(names)
+    if count >= _MISSING_FIELDS_COUNTED:
+        return f"{shown}, and at least {count - len(names)} more"
+    if count > len(names):
+        return f"{shown}, and {count - len(names)} more"
+    return shown
 
-    def busy(self, starting: bool) -> None:
-        with self._cond:
-            self._in_flight += 1 if starting else -1
-            if not self._in_flight:
-                self._cond.notify_all()
 
-    def close_all(self, wait_s: float) -> None:
-        """Close every open connection; wait up to ``wait_s`` for handlers."""
-        with self._cond:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        with self._cond:
-            self._cond.wait_for(lambda: self._in_flight == 0, timeout=wait_s)
-
-    def handle_error(self, request, client_address) -> None:
-        # Clients resetting connections is normal; keep stderr quiet.
-        _LOGGER.debug("[wire] connection from %s failed", client_address, exc_info=True)
+def _count_missing(message, prefix: str, names: List[str], count: int) -> int:
+    # Depth-first, so memory stays proportional to the nesting depth (which
+    # the protobuf parser bounds), never to the number of sub-messages.
+    for field in message.DESCRIPTOR.fields:
+        if count >= _MISSING_FIELDS_COUNTED:
+            break
+        if _is_required(field) and not message.HasField(field.name):
+            count += 1
+            if len(names) < _MISSING_FIELDS_NAMED:
+                names.append(prefix + field.name)
+        elif field.message_type is not None:
+            if _is_repeated(field):
+                for index, item in enumerate(getattr(message, field.name)):
+                    if count >= _MISSING_FIELDS_COUNTED:
+                        break
+                    if not item.IsInitialized():
+                        count = _count_missing(item, f"{prefix}{field.name}[{index}].", names, count)
+            elif message.HasField(field.name):
+                item = getattr(message, field.name)
+                if not item.IsInitialized():
+                    count = _count_missing(item, f"{prefix}{field.name}.", names, count)
+    return count
