@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/codec_bench.py
 	$(PY) benchmarks/emulator_bench.py
+	$(PY) benchmarks/coder_bench.py
 
 protos:
 	$(PY) -m pip install --quiet 'grpcio-tools>=1.71,<1.72'
