@@ -46,6 +46,7 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/codec_bench.py
 	$(PY) benchmarks/emulator_bench.py
+	$(PY) benchmarks/coder_bench.py
 
 # Coverage-guided fuzzing of the PlainBuffer decoder, the token parser and the
 # emulator's request handling (atheris, libFuzzer); the last line is
