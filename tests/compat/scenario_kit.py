@@ -129,3 +129,21 @@ def consume_fields(language: str, tunnel_id: str, **extra) -> dict:
 
 def idents(records) -> List[Tuple]:
     return [change_of(r) for r in records]
+
+
+def record_fields(record, channel_id: str) -> dict:
+    """A beam_tunnel ChangeRecord in the shape the SDK programs print."""
+    columns = []
+    for column in record.columns:
+        value = column.value
+        if isinstance(value, bytes):
+            value = {"base64": base64.b64encode(value).decode()}
+        columns.append({"name": column.name, "value": value, "op": column.op.value, "ts": column.timestamp_ms})
+    sequence = record.sequence
+    return {
+        "channel": channel_id,
+        "action": record.action.value,
+        "pk": record.key,
+        "columns": columns,
+        "seq": None if sequence is None else [sequence.epoch, sequence.timestamp, sequence.row_index],
+    }
