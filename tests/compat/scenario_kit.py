@@ -14,7 +14,8 @@ from typing import Dict, List, Sequence, Tuple
 
 from beam_tunnel.client import ChannelStatus, TunnelClient
 from beam_tunnel.emulator.model.keys import PkColumn
-from beam_tunnel.emulator.model.tables import StreamSpec
+from beam_tunnel.emulator.model.tables import PUT, RowChange, StreamSpec
+from beam_tunnel.protocol.rows import Cell, Row
 
 _serial = itertools.count(1)
 
@@ -26,6 +27,16 @@ def make_table(server, name: str, split_points: Sequence[str] = ()) -> List[str]
         name, [PkColumn("id", "STRING")], split_points=tuple(split_points), stream=StreamSpec(True, 24)
     )
     return [p.partition_id for p in server.backend.tables.list_partitions(name)]
+
+
+def put_direct(server, table: str, changes: Sequence[list]) -> None:
+    """Apply ``puts(...)`` changes in process (setup for tests that exercise
+    only an SDK's worker), with the same columns the SDK programs write."""
+    for _, key, n in changes:
+        cells = []
+        for name, value in expected_columns(n).items():
+            cells.append(Cell(name, base64.b64decode(value["base64"]) if name == "raw" else value))
+        server.backend.tables.write_row(RowChange(PUT, table, Row((("id", key),), tuple(cells))))
 
 
 def puts(keys: Sequence[str]) -> List[list]:

@@ -3,6 +3,8 @@ package compat;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 
+import sun.misc.Signal;
+
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -25,7 +27,14 @@ public final class Main {
     private static final Map<String, Thread> RUNNING = new ConcurrentHashMap<>();
 
     public static void main(String[] args) throws Exception {
-        Runtime.getRuntime().addShutdownHook(new Thread(Main::stopAllAndWait));
+        // SIGTERM/SIGINT stop the commands gracefully and exit 0 (a shutdown
+        // hook alone would end the JVM with 143 however cleanly it stopped).
+        for (String name : new String[] {"TERM", "INT"}) {
+            Signal.handle(new Signal(name), signal -> new Thread(() -> {
+                stopAllAndWait();
+                System.exit(0);
+            }, "stop-on-signal").start());
+        }
         if (args.length > 0) {
             start(JsonParser.parseString(args[0]).getAsJsonObject());
             waitForAll();
