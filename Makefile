@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 NODE_DIR := tests/node
 
-.PHONY: demo test bench protos node chromium clean
+.PHONY: demo test bench protos node chromium compat clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,16 +37,24 @@ chromium:
 		echo "chromium not found (install: apt-get update && apt-get install -y chromium): the monitor page tests will be skipped"; \
 	fi
 
-test: $(VENV)/.installed node chromium
+# The official Go and Java SDK programs (tests/compat), built once per version
+# of their sources into ~/.cache/beam_tunnel/compat; a no-op when cached.
+# Without Go or Java+Maven the official_sdk tests are skipped (fail under CI=true).
+compat: $(VENV)/.installed
+	$(PY) tests/compat/sdk_build.py
+
+test: $(VENV)/.installed node chromium compat
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/beam-tunnel demo
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed compat
 	$(PY) benchmarks/codec_bench.py
 	$(PY) benchmarks/emulator_bench.py
 	$(PY) benchmarks/coder_bench.py
+	$(PY) benchmarks/sdk_bench.py
+	$(PY) benchmarks/pipeline_bench.py
 
 # Coverage-guided fuzzing of the PlainBuffer decoder, the token parser and the
 # emulator's request handling (atheris, libFuzzer); the last line is
