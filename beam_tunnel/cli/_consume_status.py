@@ -1,0 +1,231 @@
+"""What ``beam-tunnel consume`` shows while it runs.
+
+* :class:`JsonLinesSink`: the processor; writes records and remembers,
+  per channel, the write time of the newest change delivered.
+* :class:`TunnelWatch`: DescribeTunnel in the background (one attempt,
+  short timeouts, so an outage never holds up the progress line), for who
+  holds which channel and the service's consume points.
+* :func:`progress_line`: ``records=N rate=R/s phase=P lag=L channels=C``,
+  plus what the client waits for when it reads nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import IO, Dict, Optional
+
+from beam_tunnel.client.models import ChannelStatus, ChannelType, TunnelDescription, TunnelStage
+from beam_tunnel.errors import TunnelError
+from beam_tunnel.worker.config import WorkerConfig
+from beam_tunnel.worker.processor import ChannelProcessor
+
+__all__ = ["JsonLinesSink", "TunnelWatch", "Progress"]
+
+_DEFAULT_HEARTBEAT_TIMEOUT_S = WorkerConfig().heartbeat_timeout_s
+
+_HELD = (ChannelStatus.OPEN, ChannelStatus.CLOSING)
+_PHASES = {
+    frozenset({ChannelType.BASE_DATA}): "full data",
+    frozenset({ChannelType.STREAM}): "stream",
+    frozenset({ChannelType.BASE_DATA, ChannelType.STREAM}): "both",
+}
+_STAGE_PHASES = {TunnelStage.PROCESS_BASE_DATA: "full data", TunnelStage.PROCESS_STREAM: "stream"}
+
+
+class JsonLinesSink(ChannelProcessor):
+    """Writes each batch as JSON lines and flushes before acknowledging it."""
+
+    def __init__(self, stream: IO[str], clock=time.time) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.records = 0
+        # channel id -> write time (s since the epoch) of the newest change
+        # delivered from it.
+        self._newest: Dict[str, float] = {}
+
+    def process(self, records, context) -> None:
+        text = "".join(json.dumps(record.to_dict(), separators=(",", ":")) + "\n" for record in records)
+        with self._lock:
+            self._stream.write(text)
+            self._stream.flush()
+            self.records += len(records)
+            write_us = records[-1].write_time_us
+            if write_us is not None and not records[-1].is_full_data:
+                self._newest[context.channel_id] = write_us / 1e6
+
+    def newest_change(self, channel_id: str) -> Optional[float]:
+        with self._lock:
+            return self._newest.get(channel_id)
+
+
+class TunnelWatch:
+    """The latest DescribeTunnel answer, refreshed on a daemon thread.
+
+    Args:
+      client: a TunnelClient of its own (one attempt per call, short
+        timeouts: see ``consume.py``); closed by :meth:`stop`.
+      table, tunnel: what to describe.
+      interval_s: seconds between calls.
+    """
+
+    def __init__(self, client, table: str, tunnel: str, interval_s: float) -> None:
+        self._client = client
+        self._table, self._tunnel = table, tunnel
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._description: Optional[TunnelDescription] = None
+        self._failing_since: Optional[float] = None
+        self._error: Optional[str] = None
+        self._thread = threading.Thread(target=self._run, name="consume-describe", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._client.close()
+
+    def refresh(self) -> None:
+        """One DescribeTunnel now (also what the thread does)."""
+        try:
+            description = self._client.describe_tunnel(self._table, self._tunnel)
+        except TunnelError as err:
+            with self._lock:
+                self._error = str(err)[:300]
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+            return
+        with self._lock:
+            self._description, self._failing_since, self._error = description, None, None
+
+    def snapshot(self):
+        """``(description or None, seconds failing or None, last error)``."""
+        with self._lock:
+            failing = None if self._failing_since is None else time.monotonic() - self._failing_since
+            return self._description, failing, self._error
+
+    def all_finished(self) -> bool:
+        description, failing, _ = self.snapshot()
+        return (
+            failing is None
+            and description is not None
+            and bool(description.channels)
+            and all(c.status is ChannelStatus.TERMINATED for c in description.channels)
+        )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self._interval_s)
+
+
+class Progress:
+    """Builds the progress line.
+
+    ``records``: written so far. ``rate``: per second since the previous
+    line. ``phase``: what this client reads now: ``full data``, ``stream``
+    or ``both`` (from the channels it holds open; from the tunnel's stage
+    while it holds none). ``lag``: for its stream channels, the slowest
+    channel's age of the data, now: the smaller of the time since the
+    newest change delivered and the service's consume point (which is
+    "now" for a caught-up channel); ``-`` when it reads no stream channel.
+    ``channels``: how many channels this client holds.
+    """
+
+    def __init__(self, sink: JsonLinesSink, worker, watch: TunnelWatch, clock=time.time) -> None:
+        self._sink = sink
+        self._worker = worker
+        self._watch = watch
+        self._clock = clock
+        self._last_time = time.monotonic()
+        self._last_records = 0
+
+    def line(self, final: bool = False) -> str:
+        """The progress line; ``final`` (after the worker stopped) leaves out
+        what it waits for."""
+        now, records = time.monotonic(), self._sink.records
+        rate = self._rate(now, records)
+        held = self._worker.channels()
+        client_id = self._worker.client_id
+        description, failing_s, error = self._watch.snapshot()
+        fresh = description if failing_s is None else None
+        mine = [] if description is None else [c for c in description.channels if c.client_id == client_id]
+        reading = [c for c in mine if c.status is ChannelStatus.OPEN and c.channel_id in held]
+        phase = _PHASES.get(frozenset(_channel_type(c) for c in reading))
+        if phase is None and description is not None:
+            phase = _STAGE_PHASES.get(_stage(description.tunnel.stage))
+        # After the stop the service no longer lists this client's channels.
+        described = {} if fresh is None or final else {c.channel_id: c for c in fresh.channels}
+        lag = self._lag(held, described)
+        text = (f"records={records} rate={rate:.1f}/s phase={phase or '-'} "
+                f"lag={'-' if lag is None else f'{lag:.1f}s'} channels={len(held)}")
+        if failing_s is not None and failing_s >= 1.0:
+            text += f" service: no answer to DescribeTunnel for {failing_s:.0f} s ({error})"
+        if not reading and not final:
+            text += " " + self._waiting(description, mine, client_id)
+        return text
+
+    def _rate(self, now: float, records: int) -> float:
+        """Records per second since the previous line."""
+        rate = (records - self._last_records) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_records = now, records
+        return rate
+
+    def _lag(self, held, described: Dict[str, object]) -> Optional[float]:
+        """The slowest held stream channel's lag; the service's consume point
+        counts only from a fresh DescribeTunnel."""
+        now = self._clock()
+        lags = []
+        for channel_id in held:
+            info = described.get(channel_id)
+            if info is not None and (_channel_type(info) is not ChannelType.STREAM or info.status is not ChannelStatus.OPEN):
+                continue
+            candidates = []
+            newest = self._sink.newest_change(channel_id)
+            if newest is not None:
+                # Grows while nothing arrives: fresh even when the service is gone.
+                candidates.append(max(0.0, now - newest))
+            if info is not None and info.rpo_ns:
+                candidates.append(max(0.0, now - info.rpo_ns / 1e9))
+            if candidates:
+                lags.append(min(candidates))
+        return max(lags) if lags else None
+
+    def _waiting(self, description: Optional[TunnelDescription], mine, client_id) -> str:
+        if client_id is None:
+            return "waiting: connecting to the tunnel"
+        if description is None:
+            return "waiting: the service has assigned no channels to this client yet"
+        channels = description.channels
+        if channels and all(c.status is ChannelStatus.TERMINATED for c in channels):
+            return "waiting: every channel of the tunnel is finished, nothing is left to read (--stop-when-finished stops here)"
+        if mine and all(c.status is ChannelStatus.WAIT for c in mine):
+            return "waiting: this client's stream channels open once the tunnel's full data is read"
+        others = [c for c in channels if c.client_id and c.client_id != client_id and c.status in _HELD]
+        if not others:
+            return "waiting: the service has assigned no channels to this client yet"
+        clients = len({c.client_id for c in others})
+        return (
+            f"waiting: the service has assigned no channels to this client yet (channels held by other "
+            f"clients: {len(others)}, by {clients} client(s); a dead client's lease expires after its heartbeat "
+            f"timeout, up to {_DEFAULT_HEARTBEAT_TIMEOUT_S:g} s with the default)"
+        )
+
+
+def _channel_type(channel) -> Optional[ChannelType]:
+    try:
+        return ChannelType(channel.channel_type)
+    except ValueError:
+        return None
+
+
+def _stage(stage) -> Optional[TunnelStage]:
+    try:
+        return TunnelStage(stage)
+    except ValueError:
+        return None
