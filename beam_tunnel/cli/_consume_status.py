@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
-from typing import IO, Dict, Optional
+from typing import IO, Dict, NamedTuple, Optional
 
 from beam_tunnel.client.models import ChannelStatus, ChannelType, TunnelDescription, TunnelStage
 from beam_tunnel.errors import TunnelError
@@ -22,6 +23,8 @@ from beam_tunnel.worker.config import WorkerConfig
 from beam_tunnel.worker.processor import ChannelProcessor
 
 __all__ = ["JsonLinesSink", "TunnelWatch", "Progress"]
+
+_LOGGER = logging.getLogger(__name__)
 
 _DEFAULT_HEARTBEAT_TIMEOUT_S = WorkerConfig().heartbeat_timeout_s
 
@@ -62,24 +65,27 @@ class JsonLinesSink(ChannelProcessor):
 
 
 class TunnelWatch:
-    """The latest DescribeTunnel answer, refreshed on a daemon thread.
+    """The latest DescribeTunnel answer and consume points, refreshed on a
+    daemon thread.
+
+    Consume points come from GetRpoByOffset (the position of the last token
+    each reader was given, "now" for a caught-up channel), falling back to
+    DescribeTunnel's (the last checkpoint's) where it has none.
 
     Args:
       client: a TunnelClient of its own (one attempt per call, short
         timeouts: see ``consume.py``); closed by :meth:`stop`.
-      table, tunnel: what to describe.
-      interval_s: seconds between calls.
+      table, tunnel, tunnel_id: what to describe.
+      interval_s: seconds between refreshes.
     """
 
-    def __init__(self, client, table: str, tunnel: str, interval_s: float) -> None:
+    def __init__(self, client, table: str, tunnel: str, tunnel_id: str, interval_s: float) -> None:
         self._client = client
-        self._table, self._tunnel = table, tunnel
+        self._table, self._tunnel, self._tunnel_id = table, tunnel, tunnel_id
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._description: Optional[TunnelDescription] = None
-        self._failing_since: Optional[float] = None
-        self._error: Optional[str] = None
+        self._snapshot = Snapshot(None, {}, 0.0, None, None)
         self._thread = threading.Thread(target=self._run, name="consume-describe", daemon=True)
 
     def start(self) -> None:
@@ -91,37 +97,69 @@ class TunnelWatch:
         self._client.close()
 
     def refresh(self) -> None:
-        """One DescribeTunnel now (also what the thread does)."""
+        """One refresh now (also what the thread does)."""
         try:
             description = self._client.describe_tunnel(self._table, self._tunnel)
         except TunnelError as err:
             with self._lock:
-                self._error = str(err)[:300]
-                if self._failing_since is None:
-                    self._failing_since = time.monotonic()
+                first = self._snapshot.failing_since is None
+                since = self._snapshot.failing_since or time.monotonic()
+                self._snapshot = self._snapshot._replace(failing_since=since, error=str(err)[:300])
+            if first:
+                _LOGGER.warning("[consume] DescribeTunnel failed (%s); the progress line counts the seconds "
+                                "without an answer", str(err)[:300])
             return
+        points = {c.channel_id: c.rpo_ns for c in description.channels if c.rpo_ns}
+        points.update(self._offset_points())
+        described_at = time.time()
         with self._lock:
-            self._description, self._failing_since, self._error = description, None, None
+            self._snapshot = Snapshot(description, points, described_at, None, None)
 
-    def snapshot(self):
-        """``(description or None, seconds failing or None, last error)``."""
+    def _offset_points(self) -> Dict[str, int]:
+        try:
+            infos = self._client.get_rpo_by_offset(self._tunnel_id).rpo_infos.get(self._tunnel_id) or {}
+        except TunnelError:
+            return {}
+        points = {}
+        for channel_id, info in infos.items() if isinstance(infos, dict) else ():
+            point = info.get("RpoTime") if isinstance(info, dict) else None
+            if isinstance(point, int) and not isinstance(point, bool) and point > 0:
+                points[channel_id] = point
+        return points
+
+    def snapshot(self) -> "Snapshot":
         with self._lock:
-            failing = None if self._failing_since is None else time.monotonic() - self._failing_since
-            return self._description, failing, self._error
+            return self._snapshot
 
     def all_finished(self) -> bool:
-        description, failing, _ = self.snapshot()
-        return (
-            failing is None
-            and description is not None
-            and bool(description.channels)
-            and all(c.status is ChannelStatus.TERMINATED for c in description.channels)
+        snap = self.snapshot()
+        channels = () if snap.description is None else snap.description.channels
+        return snap.failing_since is None and bool(channels) and all(
+            c.status is ChannelStatus.TERMINATED for c in channels
         )
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.refresh()
             self._stop.wait(self._interval_s)
+
+
+class Snapshot(NamedTuple):
+    """What :class:`TunnelWatch` knows.
+
+    Attributes:
+      description: the last DescribeTunnel answer, or None before the first.
+      points: channel id -> consume point (ns since the epoch), as of
+        ``described_at`` (s since the epoch).
+      failing_since: ``time.monotonic()`` of the first failure in a row, or None.
+      error: the last failure's message.
+    """
+
+    description: Optional[TunnelDescription]
+    points: Dict[str, int]
+    described_at: float
+    failing_since: Optional[float]
+    error: Optional[str]
 
 
 class Progress:
@@ -148,25 +186,31 @@ class Progress:
     def line(self, final: bool = False) -> str:
         """The progress line; ``final`` (after the worker stopped) leaves out
         what it waits for."""
-        now, records = time.monotonic(), self._sink.records
-        rate = self._rate(now, records)
+        records = self._sink.records
+        rate = self._rate(time.monotonic(), records)
         held = self._worker.channels()
         client_id = self._worker.client_id
-        description, failing_s, error = self._watch.snapshot()
-        fresh = description if failing_s is None else None
+        snap = self._watch.snapshot()
+        description = snap.description
         mine = [] if description is None else [c for c in description.channels if c.client_id == client_id]
         reading = [c for c in mine if c.status is ChannelStatus.OPEN and c.channel_id in held]
         phase = _PHASES.get(frozenset(_channel_type(c) for c in reading))
         if phase is None and description is not None:
             phase = _STAGE_PHASES.get(_stage(description.tunnel.stage))
         # After the stop the service no longer lists this client's channels.
-        described = {} if fresh is None or final else {c.channel_id: c for c in fresh.channels}
-        lag = self._lag(held, described)
+        fresh = snap.failing_since is None and description is not None and not final
+        lag = self._lag(held, snap if fresh else None)
         text = (f"records={records} rate={rate:.1f}/s phase={phase or '-'} "
                 f"lag={'-' if lag is None else f'{lag:.1f}s'} channels={len(held)}")
+        failing_s = None if snap.failing_since is None else time.monotonic() - snap.failing_since
         if failing_s is not None and failing_s >= 1.0:
-            text += f" service: no answer to DescribeTunnel for {failing_s:.0f} s ({error})"
-        if not reading and not final:
+            # The error itself was said once, when the wait began.
+            text += f" service: no answer for {failing_s:.0f} s"
+        # An answer older than this client's assignment (or none yet) cannot
+        # say it waits; holding channels then is enough.
+        stale = description is None or not set(held) <= {c.channel_id for c in mine}
+        idle = not held if stale else not reading
+        if idle and not final:
             text += " " + self._waiting(description, mine, client_id)
         return text
 
@@ -176,10 +220,13 @@ class Progress:
         self._last_time, self._last_records = now, records
         return rate
 
-    def _lag(self, held, described: Dict[str, object]) -> Optional[float]:
-        """The slowest held stream channel's lag; the service's consume point
-        counts only from a fresh DescribeTunnel."""
+    def _lag(self, held, snap: Optional[Snapshot]) -> Optional[float]:
+        """The slowest held stream channel's lag: the smaller of the time
+        since its newest change delivered (which grows while nothing
+        arrives, so it stays true when the service is gone) and the
+        service's consume point, counted only from a fresh snapshot."""
         now = self._clock()
+        described = {} if snap is None else {c.channel_id: c for c in snap.description.channels}
         lags = []
         for channel_id in held:
             info = described.get(channel_id)
@@ -188,10 +235,10 @@ class Progress:
             candidates = []
             newest = self._sink.newest_change(channel_id)
             if newest is not None:
-                # Grows while nothing arrives: fresh even when the service is gone.
                 candidates.append(max(0.0, now - newest))
-            if info is not None and info.rpo_ns:
-                candidates.append(max(0.0, now - info.rpo_ns / 1e9))
+            point = None if snap is None else snap.points.get(channel_id)
+            if point:
+                candidates.append(max(0.0, snap.described_at - point / 1e9))
             if candidates:
                 lags.append(min(candidates))
         return max(lags) if lags else None

@@ -52,6 +52,8 @@ _FLAGS = {
     "heartbeat interval_s": "--heartbeat-interval",
     "heartbeat_timeout_s": "--heartbeat-timeout",
     "heartbeat timeout_s": "--heartbeat-timeout",
+    "interval_s": "--heartbeat-interval",
+    "timeout_s": "--heartbeat-timeout",
     "checkpoint_interval_s": "--checkpoint-interval",
     "max_channel_parallelism": "--max-channel-parallelism",
     "client_tag": "--client-tag",
@@ -115,6 +117,11 @@ def run(args) -> int:
 
     try:
         endpoint, instance, key_id, secret, _ = service_settings(args)
+        if args.heartbeat_timeout <= args.heartbeat_interval:
+            raise UsageError(
+                f"--heartbeat-timeout ({args.heartbeat_timeout:g}) must be longer than --heartbeat-interval "
+                f"({args.heartbeat_interval:g}): the lease would end before the next heartbeat"
+            )
         config = WorkerConfig(
             heartbeat_interval_s=args.heartbeat_interval,
             heartbeat_timeout_s=args.heartbeat_timeout,
@@ -196,7 +203,7 @@ def _consume(client, watch_client, args, config: WorkerConfig, output, signals: 
         return 1
     sink = JsonLinesSink(output)
     worker = TunnelWorker(client, tunnel_id, sink, config)
-    watch = TunnelWatch(watch_client, args.table, args.tunnel, _WATCH_INTERVAL_S)
+    watch = TunnelWatch(watch_client, args.table, args.tunnel, tunnel_id, _WATCH_INTERVAL_S)
     progress = Progress(sink, worker, watch)
     tick = args.progress_interval or 1.0
     watch.start()
