@@ -192,25 +192,24 @@ class Progress:
         client_id = self._worker.client_id
         snap = self._watch.snapshot()
         description = snap.description
-        mine = [] if description is None else [c for c in description.channels if c.client_id == client_id]
-        reading = [c for c in mine if c.status is ChannelStatus.OPEN and c.channel_id in held]
-        phase = _PHASES.get(frozenset(_channel_type(c) for c in reading))
+        described = {} if description is None else {c.channel_id: c for c in description.channels}
+        # What this client reads, by its own channel table (always current);
+        # the channel types come from DescribeTunnel.
+        reading = [cid for cid, state in held.items() if state.status is ChannelStatus.OPEN and state.active]
+        phase = _PHASES.get(frozenset(_channel_type(described[cid]) for cid in reading if cid in described))
         if phase is None and description is not None:
             phase = _STAGE_PHASES.get(_stage(description.tunnel.stage))
         # After the stop the service no longer lists this client's channels.
         fresh = snap.failing_since is None and description is not None and not final
-        lag = self._lag(held, snap if fresh else None)
+        lag = self._lag(list(held) if final else reading, snap if fresh else None)
         text = (f"records={records} rate={rate:.1f}/s phase={phase or '-'} "
                 f"lag={'-' if lag is None else f'{lag:.1f}s'} channels={len(held)}")
         failing_s = None if snap.failing_since is None else time.monotonic() - snap.failing_since
         if failing_s is not None and failing_s >= 1.0:
             # The error itself was said once, when the wait began.
             text += f" service: no answer for {failing_s:.0f} s"
-        # An answer older than this client's assignment (or none yet) cannot
-        # say it waits; holding channels then is enough.
-        stale = description is None or not set(held) <= {c.channel_id for c in mine}
-        idle = not held if stale else not reading
-        if idle and not final:
+        if not reading and not final:
+            mine = [c for c in described.values() if c.client_id == client_id]
             text += " " + self._waiting(description, mine, client_id)
         return text
 
@@ -220,17 +219,17 @@ class Progress:
         self._last_time, self._last_records = now, records
         return rate
 
-    def _lag(self, held, snap: Optional[Snapshot]) -> Optional[float]:
-        """The slowest held stream channel's lag: the smaller of the time
+    def _lag(self, channel_ids, snap: Optional[Snapshot]) -> Optional[float]:
+        """The slowest stream channel's lag: the smaller of the time
         since its newest change delivered (which grows while nothing
         arrives, so it stays true when the service is gone) and the
         service's consume point, counted only from a fresh snapshot."""
         now = self._clock()
         described = {} if snap is None else {c.channel_id: c for c in snap.description.channels}
         lags = []
-        for channel_id in held:
+        for channel_id in channel_ids:
             info = described.get(channel_id)
-            if info is not None and (_channel_type(info) is not ChannelType.STREAM or info.status is not ChannelStatus.OPEN):
+            if info is not None and _channel_type(info) is not ChannelType.STREAM:
                 continue
             candidates = []
             newest = self._sink.newest_change(channel_id)

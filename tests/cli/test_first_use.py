@@ -170,3 +170,21 @@ def test_put_rows_rejects_a_row_without_its_key_naming_the_row(server):
     assert "row 2 lacks primary-key column(s) id" in done.stderr
     done = run("emulator", "put-rows", "t", "-", stdin='{"id": "b"}\n{"id": "c", "n": 3}\n', env=server_env(server))
     assert done.returncode == 0 and "wrote 2 row(s)" in done.stdout, done.stderr
+
+
+def test_progress_says_full_data_then_stream(server, tmp_path):
+    from beam_tunnel.emulator.admin import AdminClient
+
+    admin = AdminClient(server.endpoint)
+    admin.create_table("t", [("id", "STRING")], split_points=["m"], stream=True)
+    # 25 records per read (the fixture's limit): the full phase lasts many progress lines.
+    admin.put_rows("t", [((("id", f"{'az'[i % 2]}{i:05d}"),), {"n": i}) for i in range(2000)])
+    with Cli("consume", "--table", "t", "--tunnel", "tun", "--type", "BaseAndStream", "--output",
+             str(tmp_path / "o.jsonl"), "--progress-interval", "0.1", "--checkpoint-interval", "0.5",
+             env=server_env(server)) as cli:
+        cli.wait_for_line(r"phase=full data lag=- channels=\d")
+        cli.wait_for_line(r"records=2000 .*phase=stream")
+        admin.put_rows("t", [((("id", "a-change"),), {"n": -1})])
+        cli.wait_for_line(r"records=2001 .*phase=stream lag=\d+\.\ds")
+        cli.signal(signal.SIGTERM)
+        assert cli.wait(timeout=60) == 0
