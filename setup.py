@@ -37,7 +37,7 @@ setup(
     description="Tablestore Tunnel Service client, emulator and Apache Beam source",
     long_description=_LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["beam_tunnel", "beam_tunnel.*"]),
     package_data={"beam_tunnel.protocol": ["*.proto"]},
     install_requires=[
