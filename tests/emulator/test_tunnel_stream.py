@@ -184,7 +184,8 @@ def test_base_data_reads_every_row_once_over_two_clients(env):
     assert all(r.columns[0].value == len(r.key["id"]) for r in records)
     assert all(w.records for w in workers)  # both clients got work
     description = client.describe_tunnel("t", "full")
-    assert description.tunnel.stage == TunnelStage.PROCESS_BASE_DATA
+    # Finished: past ProcessBaseData (ProcessStream is the only later stage).
+    assert description.tunnel.stage == TunnelStage.PROCESS_STREAM
     assert {c.status for c in description.channels} == {ChannelStatus.TERMINATED}
     assert sum(c.count for c in description.channels) == 60
 

@@ -15,7 +15,9 @@ Choices where the real service is undocumented (tunnel-protocol.md §7):
   (what the SDK workers treat as "tunnel invalid" and stop on).
 * Unknown, expired or shut-down client id -> OTSResourceGone.
 * Data-plane ownership and permissive mode: see ``dataplane.py``.
-* The stage is InitBaseDataAndStreamShard until the first heartbeat.
+* The stage is InitBaseDataAndStreamShard until the first heartbeat. A
+  BaseData tunnel whose channels are all finished moves on to
+  ProcessStream (there is no later stage), with nothing to read there.
 * A BaseAndStream tunnel whose stream data since its creation has expired
   by the time its full phase ends is marked expired; worker calls then get
   OTSTunnelExpired. So does a tunnel whose table's stream was re-enabled
@@ -215,9 +217,15 @@ class TunnelBackend:
 
     def _advance_stage(self, state: TunnelState) -> None:
         tunnel = state.tunnel
-        if tunnel.stage != STAGE_BASE or tunnel.tunnel_type != BASE_AND_STREAM or tunnel.expired:
+        if tunnel.stage != STAGE_BASE or tunnel.expired:
             return
         if not rules.base_phase_done(state):
+            return
+        if tunnel.tunnel_type == BASE:
+            # Only three stages exist (the Java SDK parses them with
+            # valueOf): a finished full-data tunnel is past ProcessBaseData.
+            tunnel.stage = STAGE_STREAM
+            _LOGGER.info("[tunnel] %s: full data done, now %s", tunnel.tunnel_id, STAGE_STREAM)
             return
         if self._streams.expired_before(tunnel.table_name) > tunnel.create_us:
             _LOGGER.warning("[tunnel] %s: full phase outlived stream retention; tunnel expired", tunnel.tunnel_id)
