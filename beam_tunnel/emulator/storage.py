@@ -259,3 +259,10 @@ class Storage:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def connections_kept(self) -> int:
+        """Connections held open between requests: the writer and the idle
+        readers (each with a page cache of at most ``cache_kib``)."""
+        with self._idle_lock:
+            return 0 if self._closed else 1 + self._idle_count
