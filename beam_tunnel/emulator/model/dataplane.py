@@ -45,7 +45,7 @@ from . import tunnel_errors
 from . import tunnel_store as store
 from .reads import Reader, ReadResult, parse_channel_token
 from .channels import SHUTDOWN
-from .tunnel_store import CLOSING, OPEN, TERMINATED, ChannelRecord, ClientRecord, TunnelRecord
+from .tunnel_store import BASE, CLOSING, OPEN, TERMINATED, ChannelRecord, ClientRecord, TunnelRecord
 
 __all__ = ["DataPlane", "SHUTDOWN_GRACE_S"]
 
@@ -163,6 +163,9 @@ class DataPlane:
                 (token, max(sequence, channel.sequence), channel.count if count is None else count,
                  status, version, tunnel_id, channel_id),
             )
+        if finishing and channel.kind == BASE:
+            # After the commit, outside the tunnel lock (table lock first, always).
+            self._reader.forget_base_range(tunnel, channel)
 
     def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
         """The records after ``token`` (see :mod:`.reads`)."""

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 from beam_tunnel.protocol import plainbuffer
 from beam_tunnel.protocol.rows import INF_MIN, SequenceInfo
+
 from .reads import initial_base_token, initial_stream_token, start_position, starts_at_creation
 from .tunnel_store import BASE, STREAM, WAIT, ChannelRecord, TunnelState
 
@@ -35,7 +36,8 @@ def add_base_channels(state: TunnelState, tables, table_info) -> None:
         )
 
 
-def add_stream_channels(state: TunnelState, tables, streams, at_creation: bool = False) -> None:
+def add_stream_channels(state: TunnelState, tables, streams, at_creation: bool = False,
+                        creation_last: Optional[Dict[str, Optional[SequenceInfo]]] = None) -> None:
     """A stream channel for every partition that has none yet.
 
     At creation, a LATEST (or BaseAndStream) channel starts after the last
@@ -44,13 +46,20 @@ def add_stream_channels(state: TunnelState, tables, streams, at_creation: bool =
     partition with nothing after the start gets no channel at all (it has
     nothing for this tunnel: typically it closed before the tunnel existed),
     and its children do not wait for it (``channels.is_blocked``).
+
+    ``creation_last`` (partition id -> last log position) comes with the
+    full-data snapshot of a BaseAndStream tunnel: the stream starts exactly
+    after what the snapshot holds.
     """
     tunnel = state.tunnel
     for partition in tables.list_partitions(tunnel.table_name):
         if partition.partition_id in state.channels:
             continue
         start: Optional[SequenceInfo] = start_position(tunnel, partition.epoch)
-        _, last = streams.bounds(tunnel.table_name, partition.partition_id)
+        if creation_last is not None and partition.partition_id in creation_last:
+            last = creation_last[partition.partition_id]
+        else:
+            _, last = streams.bounds(tunnel.table_name, partition.partition_id)
         if at_creation and starts_at_creation(tunnel) and last is not None and last > start:
             start = last
         if partition.closed and (last is None or (start is not None and last <= start)):

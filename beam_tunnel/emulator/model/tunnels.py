@@ -283,26 +283,39 @@ class TunnelBackend:
             # before the tunnel lock, never inside it.
             self._tables.update_table(table_name, stream=StreamSpec(True, _STREAM_RETENTION_HOURS))
             _LOGGER.info("[tunnel] enabled the stream of %s for a %s tunnel", table_name, type_name)
-        with self._storage.transaction() as conn:
-            try:
-                info = self._tables.describe_table(table_name)
-            except ObjectNotExistError:
-                raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
-            if store.find_tunnel(conn, table_name, tunnel_name) is not None:
-                raise tunnel_errors.tunnel_exist(table_name, tunnel_name)
-            if type_name != BASE and not info.stream.enabled:
-                raise errors.parameter_invalid(f"the stream of table {table_name!r} was turned off meanwhile")
-            tunnel = TunnelRecord(
-                str(uuid.uuid4()), table_name, tunnel_name, type_name, STAGE_INIT, now_us,
-                (info.stream.stream_id or "") if type_name != BASE else "",
-                start_flag, start_ns or 0, end_ns or 0, False,
-            )
-            state = TunnelState(tunnel)
-            if tunnel.has_base:
-                layout.add_base_channels(state, self._tables, info)
-            if tunnel.has_stream:
-                layout.add_stream_channels(state, self._tables, self._streams, at_creation=True)
-            state.save(conn)
+        tunnel_id = str(uuid.uuid4())
+        snapshot_last = None
+        if type_name != STREAM:
+            # The full phase reads the rows as of now; the snapshot's time is
+            # the tunnel's creation time and its log positions are where the
+            # stream part starts, so every change is in exactly one phase.
+            now_us, snapshot_last = self._tables.take_snapshot(table_name, tunnel_id)
+        try:
+            with self._storage.transaction() as conn:
+                try:
+                    info = self._tables.describe_table(table_name)
+                except ObjectNotExistError:
+                    raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
+                if store.find_tunnel(conn, table_name, tunnel_name) is not None:
+                    raise tunnel_errors.tunnel_exist(table_name, tunnel_name)
+                if type_name != BASE and not info.stream.enabled:
+                    raise errors.parameter_invalid(f"the stream of table {table_name!r} was turned off meanwhile")
+                tunnel = TunnelRecord(
+                    tunnel_id, table_name, tunnel_name, type_name, STAGE_INIT, now_us,
+                    (info.stream.stream_id or "") if type_name != BASE else "",
+                    start_flag, start_ns or 0, end_ns or 0, False,
+                )
+                state = TunnelState(tunnel)
+                if tunnel.has_base:
+                    layout.add_base_channels(state, self._tables, info)
+                if tunnel.has_stream:
+                    layout.add_stream_channels(state, self._tables, self._streams, at_creation=True,
+                                               creation_last=snapshot_last)
+                state.save(conn)
+        except BaseException:
+            if snapshot_last is not None:
+                self._tables.drop_snapshot(table_name, tunnel_id)
+            raise
         _LOGGER.info("[tunnel] created %s %r (%s) on %s with %d channel(s)", tunnel.tunnel_id, tunnel_name,
                      type_name, table_name, len(state.channels))
         return tunnel.tunnel_id
@@ -317,6 +330,8 @@ class TunnelBackend:
             tunnel = self._find(conn, table_name, tunnel_name, tunnel_id)
             store.delete_tunnel(conn, tunnel.tunnel_id)
         self._data.forget(tunnel.tunnel_id)
+        # After the tunnel is gone (a crash in between leaves only unused rows).
+        self._tables.drop_snapshot(table_name, tunnel.tunnel_id)
         _LOGGER.info("[tunnel] deleted %s %r", tunnel.tunnel_id, tunnel_name)
 
     @staticmethod
