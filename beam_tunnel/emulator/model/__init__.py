@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 from ..config import EmulatorConfig
-from ..storage import Storage
+from ..storage import TUNNEL_DB_FILE_NAME, Storage
 from .streamlog import StreamLog
 from .tables import TableBackend
 from .tunnels import TunnelBackend
 
 __all__ = ["Emulator"]
+
+_TUNNEL_CACHE_KIB = 2 * 1024
 
 
 class Emulator:
@@ -23,7 +25,10 @@ class Emulator:
         server substitutes a temporary directory for None).
 
     Attributes:
-      config, clock, storage: as configured.
+      config, clock: as configured.
+      storage: the table data (:data:`~..storage.DB_FILE_NAME`).
+      tunnel_storage: the tunnel control state, a file of its own so that
+        heartbeats and checkpoints never wait for a table commit.
       tables: :class:`~.tables.TableBackend`.
       streams: :class:`~.streamlog.StreamLog`.
       tunnels: :class:`~.tunnels.TunnelBackend`.
@@ -35,17 +40,25 @@ class Emulator:
         self.config = config
         self.clock = config.clock
         self.storage = Storage(config.data_dir)
+        self.tunnel_storage = None
         try:
+            # Small: a few rows per tunnel, channel and client.
+            self.tunnel_storage = Storage(config.data_dir, TUNNEL_DB_FILE_NAME, lock_dir=False,
+                                          cache_kib=_TUNNEL_CACHE_KIB)
             self.tables = TableBackend(
                 self.storage, self.clock,
                 range_max_rows=config.range_max_rows, range_max_bytes=config.range_max_bytes,
             )
             self.streams = StreamLog(self.storage, self.tables)
-            self.tunnels = TunnelBackend(self.storage, self.clock, self.tables, self.streams, config)
+            self.tunnels = TunnelBackend(
+                self.tunnel_storage, self.clock, self.tables, self.streams, config, data_storage=self.storage,
+            )
         except BaseException:
-            self.storage.close()
+            self.close()
             raise
 
     def close(self) -> None:
         """Release the storage (idempotent)."""
+        if self.tunnel_storage is not None:
+            self.tunnel_storage.close()
         self.storage.close()

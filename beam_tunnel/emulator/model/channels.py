@@ -25,7 +25,7 @@ passed in. The rules follow what the official workers expect
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import errors
 from .tunnel_store import (
@@ -38,11 +38,14 @@ from .tunnel_store import (
     TERMINATED,
     WAIT,
     ChannelRecord,
+    ClientRecord,
     TunnelState,
 )
 
 __all__ = [
+    "SHUTDOWN",
     "end_lease",
+    "lease_lapsed",
     "expire_leases",
     "is_blocked",
     "base_phase_done",
@@ -55,6 +58,9 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
+SHUTDOWN = "shutdown"
+"""The reason recorded for a lease ended by ShutdownTunnel."""
+
 # Statuses a client may report, by their ChannelStatus enum number.
 _REPORTABLE = {1: OPEN, 2: CLOSING, 3: CLOSE, 4: TERMINATED}
 
@@ -65,10 +71,13 @@ def _release(channel: ChannelRecord) -> None:
         channel.status = CLOSE
         channel.version += 1
     channel.owner = None
+    channel.released_by = None
 
 
 def end_lease(state: TunnelState, client_id: str, now_us: int, reason: str) -> None:
-    """End a client's lease and release everything it owns."""
+    """End a client's lease and release everything it owns. On ``shutdown``
+    each released channel remembers the client (``released_by``), whose
+    final checkpoints may still come (see ``dataplane.py``)."""
     client = state.clients[client_id]
     if not client.alive:
         return
@@ -77,16 +86,38 @@ def end_lease(state: TunnelState, client_id: str, now_us: int, reason: str) -> N
     for channel in state.channels.values():
         if channel.owner == client_id:
             _release(channel)
+            if reason == SHUTDOWN:
+                channel.released_by = client_id
     _LOGGER.info("[tunnel] %s: client %s lease ended (%s)", state.tunnel.tunnel_id, client_id, reason)
 
 
-def expire_leases(state: TunnelState, now_us: int) -> List[str]:
+def lease_lapsed(client: ClientRecord, now_us: int, pending_us: Optional[int] = None) -> bool:
+    """True when no heartbeat came within the client's timeout.
+
+    A heartbeat that arrived (at ``pending_us``) while the lease was alive
+    and still waits for the emulator keeps it alive however long the wait:
+    the time the emulator takes to answer is never held against the client.
+    """
+    if pending_us is not None and client.last_seen_us <= pending_us <= client.last_seen_us + client.timeout_us:
+        return False
+    return now_us - client.last_seen_us > client.timeout_us
+
+
+def expire_leases(state: TunnelState, now_us: int, pending: Optional[Dict[str, int]] = None) -> List[str]:
     """End the lease of every client with no heartbeat within its timeout.
+
+    Args:
+      pending: client id -> arrival µs of its oldest heartbeat not yet
+        answered (see :func:`lease_lapsed`).
 
     Returns:
       The ids of the clients whose lease ended now.
     """
-    expired = [c.client_id for c in state.live_clients() if now_us - c.last_seen_us > c.timeout_us]
+    pending = pending or {}
+    expired = [
+        c.client_id for c in state.live_clients()
+        if lease_lapsed(c, now_us, pending.get(c.client_id))
+    ]
     for client_id in expired:
         end_lease(state, client_id, now_us, "heartbeat timeout")
     return expired
@@ -187,6 +218,7 @@ def balance(state: TunnelState) -> None:
         channel.status = OPEN
         channel.version += 1
         channel.owner = client_id
+        channel.released_by = None
         held[client_id].append(channel)
 
 

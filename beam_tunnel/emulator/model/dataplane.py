@@ -19,6 +19,14 @@ Rules (strict mode):
   (version + 1) at once, so its successors may open; the owner hears
   TERMINATED v+1 and acknowledges it. A TERMINATED channel accepts only
   ``finished`` again (late commits of the same end), from any live client.
+* shutdown grace: the official Go worker flushes its last checkpoints
+  while (not before) it calls ShutdownTunnel. So a client that shut down
+  may still Checkpoint the channels it held at shutdown - fenced by
+  sequence number as usual - for :data:`SHUTDOWN_GRACE_S` seconds after
+  its shutdown, and only while the channel has not been assigned to
+  another client (``released_by`` is cleared on assignment; the new owner
+  reads the checkpoint with GetCheckpoint after that, so it never misses
+  a late one). Everything else from a shut-down client is OTSResourceGone.
 
 ``permissive`` mode (EMR's Spark source, tunnel-protocol.md §4.4) skips the
 lease and ownership checks and accepts any sequence number up to stored + 1
@@ -28,7 +36,7 @@ lease and ownership checks and accepts any sequence number up to stored + 1
 from __future__ import annotations
 
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from beam_tunnel.protocol.tokens import FINISHED, TokenError
 
@@ -36,9 +44,13 @@ from .. import errors
 from . import tunnel_errors
 from . import tunnel_store as store
 from .reads import Reader, ReadResult, parse_channel_token
-from .tunnel_store import CLOSING, OPEN, TERMINATED, ChannelRecord, TunnelRecord
+from .channels import SHUTDOWN
+from .tunnel_store import BASE, CLOSING, OPEN, TERMINATED, ChannelRecord, ClientRecord, TunnelRecord
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "SHUTDOWN_GRACE_S"]
+
+SHUTDOWN_GRACE_S = 60
+"""How long after ShutdownTunnel a client's final checkpoints are accepted."""
 
 
 class DataPlane:
@@ -49,13 +61,17 @@ class DataPlane:
       now_us: the clock.
       reader: the :class:`~.reads.Reader`.
       permissive: see the module doc.
+      pending_since: ``pending_since(client_id)`` -> arrival µs of a
+        heartbeat of that client still waiting for an answer, or None.
     """
 
-    def __init__(self, storage, now_us, reader: Reader, permissive: bool) -> None:
+    def __init__(self, storage, now_us, reader: Reader, permissive: bool,
+                 pending_since: Callable[[str], Optional[int]] = lambda client_id: None) -> None:
         self._storage = storage
         self._now_us = now_us
         self._reader = reader
         self._permissive = permissive
+        self._pending_since = pending_since
         # Last ReadRecords per (tunnel, channel): (time µs, next token). In
         # memory only: it feeds AccessTime and GetRpoByOffset.
         self._progress: Dict[Tuple[str, str], Tuple[int, str]] = {}
@@ -72,7 +88,10 @@ class DataPlane:
             for key in [k for k in self._progress if k[0] == tunnel_id]:
                 del self._progress[key]
 
-    def _load(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[TunnelRecord, ChannelRecord]:
+    def _load(self, tunnel_id: str, client_id: str, channel_id: str,
+              shut_down_ok: bool = False) -> Tuple[TunnelRecord, ChannelRecord]:
+        """The tunnel and channel, after the lease check; ``shut_down_ok``
+        lets a client within its shutdown grace through (checkpoints)."""
         with self._storage.read() as conn:
             tunnel = store.load_tunnel(conn, tunnel_id)
             if tunnel is None:
@@ -81,15 +100,25 @@ class DataPlane:
             client = store.load_client(conn, client_id)
         if tunnel.expired:
             raise tunnel_errors.tunnel_expired(tunnel_id)
-        if not self._permissive:
-            tunnel_errors.require_live_client(tunnel_id, client_id, client, self._now_us())
+        now_us = self._now_us()
+        if not self._permissive and not (shut_down_ok and self._in_shutdown_grace(tunnel_id, client, now_us)):
+            tunnel_errors.require_live_client(tunnel_id, client_id, client, now_us, self._pending_since(client_id))
         if channel is None:
             raise tunnel_errors.channel_missing(tunnel_id, channel_id)
         return tunnel, channel
 
-    def _require_owner(self, channel: ChannelRecord, client_id: str) -> None:
+    @staticmethod
+    def _in_shutdown_grace(tunnel_id: str, client: Optional[ClientRecord], now_us: int) -> bool:
+        return (
+            client is not None and client.tunnel_id == tunnel_id and client.gone_reason == SHUTDOWN
+            and client.gone_us is not None and now_us - client.gone_us <= SHUTDOWN_GRACE_S * 1_000_000
+        )
+
+    def _require_owner(self, channel: ChannelRecord, client_id: str, released_ok: bool = False) -> None:
         if self._permissive:
             return
+        if released_ok and channel.owner is None and channel.released_by == client_id:
+            return  # its final checkpoint after shutdown (the grace was checked by _load)
         if channel.owner != client_id or channel.status not in (OPEN, CLOSING):
             raise tunnel_errors.resource_gone(
                 f"channel {channel.channel_id!r} is not held by client {client_id!r} "
@@ -107,7 +136,7 @@ class DataPlane:
         # Lease and token are checked on a snapshot, so a bad checkpoint never
         # takes the write lock; the channel is read again under the lock
         # because a heartbeat may have moved or finished it meanwhile.
-        tunnel, channel = self._load(tunnel_id, client_id, channel_id)
+        tunnel, channel = self._load(tunnel_id, client_id, channel_id, shut_down_ok=True)
         count = _token_count(tunnel, channel, token)
         with self._storage.transaction() as conn:
             channel = store.load_channel(conn, tunnel_id, channel_id)
@@ -115,7 +144,7 @@ class DataPlane:
                 raise tunnel_errors.channel_missing(tunnel_id, channel_id)
             finishing = token == FINISHED
             if channel.status != TERMINATED:
-                self._require_owner(channel, client_id)
+                self._require_owner(channel, client_id, released_ok=True)
             elif not finishing:
                 raise tunnel_errors.resource_gone(
                     f"channel {channel_id!r} is TERMINATED; only {FINISHED!r} may still be checkpointed"
@@ -134,6 +163,9 @@ class DataPlane:
                 (token, max(sequence, channel.sequence), channel.count if count is None else count,
                  status, version, tunnel_id, channel_id),
             )
+        if finishing and channel.kind == BASE:
+            # After the commit, outside the tunnel lock (table lock first, always).
+            self._reader.forget_base_range(tunnel, channel)
 
     def read_records(self, tunnel_id: str, client_id: str, channel_id: str, token: str) -> ReadResult:
         """The records after ``token`` (see :mod:`.reads`)."""

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 from beam_tunnel.protocol import plainbuffer
 from beam_tunnel.protocol.rows import INF_MIN, SequenceInfo
-from beam_tunnel.protocol.tokens import FINISHED
 
 from .reads import initial_base_token, initial_stream_token, start_position, starts_at_creation
-from .tunnel_store import BASE, STREAM, TERMINATED, WAIT, ChannelRecord, TunnelState
+from .tunnel_store import BASE, STREAM, WAIT, ChannelRecord, TunnelState
 
 __all__ = ["add_base_channels", "add_stream_channels"]
 
@@ -37,28 +36,36 @@ def add_base_channels(state: TunnelState, tables, table_info) -> None:
         )
 
 
-def add_stream_channels(state: TunnelState, tables, streams, at_creation: bool = False) -> None:
+def add_stream_channels(state: TunnelState, tables, streams, at_creation: bool = False,
+                        creation_last: Optional[Dict[str, Optional[SequenceInfo]]] = None) -> None:
     """A stream channel for every partition that has none yet.
 
     At creation, a LATEST (or BaseAndStream) channel starts after the last
     record already in its log: write times may run a few µs ahead of the
     clock, so the creation time alone would let earlier writes in. A closed
-    partition with nothing after the start is born TERMINATED, so its
-    children need not wait for it.
+    partition with nothing after the start gets no channel at all (it has
+    nothing for this tunnel: typically it closed before the tunnel existed),
+    and its children do not wait for it (``channels.is_blocked``).
+
+    ``creation_last`` (partition id -> last log position) comes with the
+    full-data snapshot of a BaseAndStream tunnel: the stream starts exactly
+    after what the snapshot holds.
     """
     tunnel = state.tunnel
     for partition in tables.list_partitions(tunnel.table_name):
         if partition.partition_id in state.channels:
             continue
         start: Optional[SequenceInfo] = start_position(tunnel, partition.epoch)
-        _, last = streams.bounds(tunnel.table_name, partition.partition_id)
+        if creation_last is not None and partition.partition_id in creation_last:
+            last = creation_last[partition.partition_id]
+        else:
+            _, last = streams.bounds(tunnel.table_name, partition.partition_id)
         if at_creation and starts_at_creation(tunnel) and last is not None and last > start:
             start = last
-        token = initial_stream_token(tunnel, partition.partition_id, start)
-        status = WAIT
         if partition.closed and (last is None or (start is not None and last <= start)):
-            status, token = TERMINATED, FINISHED
+            continue
+        token = initial_stream_token(tunnel, partition.partition_id, start)
         state.channels[partition.partition_id] = ChannelRecord(
             tunnel.tunnel_id, partition.partition_id, STREAM, partition.partition_id,
-            tuple(partition.parent_ids), None, None, status, 0, None, token, 0, 0, False,
+            tuple(partition.parent_ids), None, None, WAIT, 0, None, token, 0, 0, False,
         )

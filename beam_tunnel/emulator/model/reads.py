@@ -1,6 +1,7 @@
 """ReadRecords: serve a channel's records after a token, and initial tokens.
 
-Base channels scan their key range with ``TableBackend.scan``; stream
+Base channels scan their key range with ``TableBackend.scan``, in the
+snapshot taken when the tunnel was created (``snapshots.py``); stream
 channels read their partition's log with ``StreamLog.read``. Both hand back
 ready-made PlainBuffer records: nothing is decoded on the read path.
 
@@ -219,8 +220,9 @@ class Reader:
 
     def _read_base(self, tunnel: TunnelRecord, channel: ChannelRecord, parsed: ChannelToken) -> ReadResult:
         end = key_from_bytes(channel.range_end, INF_MAX)
+        # As of the tunnel's creation (see snapshots.py; the snapshot id is the tunnel id).
         records, next_key = self._tables.scan(
-            tunnel.table_name, parsed.start, end, self._max_records, self._max_bytes
+            tunnel.table_name, parsed.start, end, self._max_records, self._max_bytes, snapshot=tunnel.tunnel_id
         )
         total = parsed.total_count + len(records)
         batch = [BaseRecord(record) for record in records]
@@ -228,6 +230,14 @@ class Reader:
             return ReadResult(batch, FINISHED, False, total)
         key_bytes = plainbuffer.encode_primary_key(next_key)
         return ReadResult(batch, encode_token(TokenContent(primary_key=key_bytes, total_count=total)), True, total)
+
+    def forget_base_range(self, tunnel: TunnelRecord, channel: ChannelRecord) -> None:
+        """A full-data channel is finished: its rows of the snapshot are no
+        longer needed."""
+        self._tables.drop_snapshot(
+            tunnel.table_name, tunnel.tunnel_id,
+            key_from_bytes(channel.range_start, INF_MIN), key_from_bytes(channel.range_end, INF_MAX),
+        )
 
     def _read_stream(
         self,

@@ -47,10 +47,12 @@ class RowReader:
       clock: the emulator's clock (for TTL).
       range_max_rows: most rows in one GetRange page.
       range_max_bytes: most row bytes in one GetRange page.
+      snapshots: the :class:`~.snapshots.Snapshots` full-data scans may read.
     """
 
-    def __init__(self, storage, clock, range_max_rows: int, range_max_bytes: int) -> None:
+    def __init__(self, storage, clock, range_max_rows: int, range_max_bytes: int, snapshots=None) -> None:
         self._storage = storage
+        self._snapshots = snapshots
         self._clock = clock
         self._range_max_rows = range_max_rows
         self._range_max_bytes = range_max_bytes
@@ -85,16 +87,17 @@ class RowReader:
         return RangeResult(join_rows(rows), next_start, len(rows))
 
     def scan(self, state: TableState, start_pk, end_pk, max_rows: int,
-             max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
+             max_bytes: int, snapshot: Optional[str] = None) -> Tuple[List[bytes], Optional[PrimaryKey]]:
         low = scan_bound(state.info.primary_key, start_pk)
         high = scan_bound(state.info.primary_key, end_pk)
         if low >= high:
             return [], None
         with self._storage.read() as conn:
-            return read_page(
-                iterate(conn, state.table_id, low, high, False),
-                None, self._ttl_floor_ms(state.info), max_rows, max_bytes,
-            )
+            if snapshot is not None and self._snapshots is not None and snapshot in self._snapshots:
+                rows = self._snapshots.iterate(conn, snapshot, low, high)
+            else:
+                rows = iterate(conn, state.table_id, low, high, False)
+            return read_page(rows, None, self._ttl_floor_ms(state.info), max_rows, max_bytes)
 
 
 def select_row(latest: bytes, history: Optional[bytes], options: ReadOptions,

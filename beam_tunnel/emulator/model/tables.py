@@ -30,14 +30,16 @@ from __future__ import annotations
 import logging
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from beam_tunnel.protocol.rows import PrimaryKey
+from beam_tunnel.protocol.rows import PrimaryKey, SequenceInfo
 
 from .. import errors
 from . import partitions as parts_db
 from . import streamlog, writes
+from .snapshots import DDL as SNAPSHOT_DDL
+from .snapshots import Snapshots
 from .keys import PkColumn, check_primary_key, sort_value
 from .partitions import Partition, PartitionMap
-from .rowreads import RangeResult, RowReader
+from .rowreads import RangeResult, RowReader, scan_bound
 from .schema import (
     StreamInfo,
     StreamSpec,
@@ -106,14 +108,15 @@ class TableBackend:
         self._storage = storage
         self._clock = clock
         self._deleted_callbacks: List[Callable] = []
-        storage.ensure_schema(_DDL + parts_db.DDL + streamlog.DDL + writes.DDL)
+        storage.ensure_schema(_DDL + parts_db.DDL + streamlog.DDL + writes.DDL + SNAPSHOT_DDL)
         self._tables: Dict[str, TableState] = {}
         with storage.transaction() as conn:
+            self._snapshots = Snapshots(conn)
             partition_rows = parts_db.load_all(conn)
             for table_id, info_json in conn.execute("SELECT table_id, info FROM tbl_tables").fetchall():
                 self._cache(table_id, info_from_json(info_json), partition_rows.get(table_id, []))
         self._writer = RowWriter(storage, clock, self._table, self.retention_floor_us)
-        self._reader = RowReader(storage, clock, range_max_rows, range_max_bytes)
+        self._reader = RowReader(storage, clock, range_max_rows, range_max_bytes, self._snapshots)
 
     # ------------------------------------------------------------------
     # Catalog
@@ -214,6 +217,7 @@ class TableBackend:
         with self._storage.transaction() as conn:
             state = self._table(name)
             streamlog.drop(conn, [p.pid for p in state.partitions.parts])
+            self._snapshots.drop(conn, Snapshots.of_table(conn, state.table_id))
             parts_db.drop(conn, state.table_id)
             conn.execute("DELETE FROM tbl_rows WHERE table_id = ?", (state.table_id,))
             conn.execute("DELETE FROM tbl_tables WHERE table_id = ?", (state.table_id,))
@@ -460,9 +464,54 @@ class TableBackend:
         """
         return self._reader.get_range(self._table(table), start, end, backward, limit, options)
 
+    # ------------------------------------------------------------------
+    # Full-data snapshots (see snapshots.py)
+
+    def take_snapshot(self, table: str, snapshot: str) -> Tuple[int, Dict[str, Optional[SequenceInfo]]]:
+        """Copy the table's rows as of now under ``snapshot`` (a new id).
+
+        Returns:
+          ``(taken_us, last)``: the snapshot time (every write in it is at
+          or before it, every later one at or after it) and, per partition
+          id, the position of the last stream-log record the snapshot
+          includes (None for an empty log) - where a stream that continues
+          the snapshot starts.
+
+        Raises:
+          ServiceError: OTSObjectNotExist.
+        """
+        with self._storage.transaction() as conn:
+            state = self._table(table)
+            taken_us = self._writer.timeline.snapshot_us()
+            self._snapshots.take(conn, snapshot, state.table_id, taken_us)
+            last = {}
+            for part in state.partitions.parts:
+                row = conn.execute(
+                    "SELECT ts_us, row_index FROM stream_log WHERE pid = ? ORDER BY ts_us DESC, row_index DESC LIMIT 1",
+                    (part.pid,),
+                ).fetchone()
+                last[part.partition.partition_id] = SequenceInfo(part.partition.epoch, *row) if row else None
+        return taken_us, last
+
+    def drop_snapshot(self, table: str, snapshot: str, start_pk=None, end_pk=None) -> None:
+        """Forget a snapshot, or only its rows from ``start_pk`` (inclusive)
+        to ``end_pk`` (exclusive) when both are given. Nothing happens when
+        the table or snapshot is gone."""
+        if snapshot not in self._snapshots:
+            return
+        with self._storage.transaction() as conn:
+            state = self._tables.get(table)
+            if start_pk is None or end_pk is None or state is None:
+                self._snapshots.drop(conn, [snapshot])
+                return
+            low = scan_bound(state.info.primary_key, start_pk)
+            high = scan_bound(state.info.primary_key, end_pk)
+            self._snapshots.drop_range(conn, snapshot, low, high)
+
     def scan(self, table: str, start_pk, end_pk, max_rows: int,
-             max_bytes: int) -> Tuple[List[bytes], Optional[PrimaryKey]]:
-        """Current rows in key order, for base-data tunnel channels.
+             max_bytes: int, snapshot: Optional[str] = None) -> Tuple[List[bytes], Optional[PrimaryKey]]:
+        """Rows in key order, for base-data tunnel channels: as of
+        ``snapshot`` when it exists, else current.
 
         Args:
           start_pk: inclusive lower bound (PrimaryKey or INF_MIN).
@@ -482,5 +531,5 @@ class TableBackend:
         """
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
-        return self._reader.scan(self._table(table), start_pk, end_pk, max_rows, max_bytes)
+        return self._reader.scan(self._table(table), start_pk, end_pk, max_rows, max_bytes, snapshot)
 

@@ -58,6 +58,15 @@ class Timeline:
             if self._in_flight_us == write_us:
                 self._in_flight_us = None
 
+    def snapshot_us(self) -> int:
+        """The time of a snapshot taken under the write lock (no write in
+        flight): every write so far is at or before it, every later one at
+        or after it."""
+        with self._lock:
+            now = max(self._clock.now_us(), self._promised_us, self._last_write_us)
+            self._promised_us = now
+            return now
+
     def complete_through_us(self) -> int:
         """A time every write not yet visible will be at or after; never
         smaller than an earlier answer."""

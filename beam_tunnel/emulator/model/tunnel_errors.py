@@ -12,6 +12,7 @@ from typing import Optional
 from beam_tunnel.errors import ServiceError
 
 from .. import errors
+from .channels import lease_lapsed
 from .tunnel_store import ClientRecord
 
 __all__ = [
@@ -55,17 +56,21 @@ def sequence_mismatch(channel_id: str, expected: int, got: int) -> ServiceError:
     )
 
 
-def require_live_client(tunnel_id: str, client_id: str, client: Optional[ClientRecord], now_us: int) -> ClientRecord:
+def require_live_client(
+    tunnel_id: str, client_id: str, client: Optional[ClientRecord], now_us: int, pending_us: Optional[int] = None
+) -> ClientRecord:
     """``client`` when it holds a live lease on ``tunnel_id`` at ``now_us``.
 
-    A lease whose timeout has passed is dead even before anyone recorded it.
+    A lease whose timeout has passed is dead even before anyone recorded it;
+    a heartbeat that arrived in time (``pending_us``) but still waits for the
+    emulator keeps it alive (``channels.lease_lapsed``).
 
     Raises:
       ServiceError: OTSResourceGone naming the client and why.
     """
     if client is None or client.tunnel_id != tunnel_id:
         raise resource_gone(f"client {client_id!r} is not connected to tunnel {tunnel_id}")
-    if not client.alive or now_us - client.last_seen_us > client.timeout_us:
+    if not client.alive or lease_lapsed(client, now_us, pending_us):
         reason = client.gone_reason or "heartbeat timeout"
         raise resource_gone(f"client {client_id!r} of tunnel {tunnel_id} is gone ({reason}); reconnect")
     return client

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import sqlite3
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -32,6 +33,7 @@ __all__ = [
     "STAGE_BASE",
     "STAGE_STREAM",
     "TUNNEL_DDL",
+    "upgrade",
     "TunnelRecord",
     "ChannelRecord",
     "ClientRecord",
@@ -83,6 +85,7 @@ CREATE TABLE IF NOT EXISTS tunnel_channels (
     sequence     INTEGER NOT NULL,
     count        INTEGER NOT NULL,
     suspended    INTEGER NOT NULL,
+    released_by  TEXT,
     PRIMARY KEY (tunnel_id, channel_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tunnel_clients (
@@ -142,6 +145,9 @@ class ChannelRecord:
       count: records read through the channel as of the last checkpoint (or
         of the read that finished it).
       suspended: set by Schedule CLOSING; never assigned while set.
+      released_by: the client that held the channel when it shut down, until
+        the channel is assigned again (its late final checkpoints are
+        accepted for a while, see ``dataplane.py``); else None.
     """
 
     tunnel_id: str
@@ -158,6 +164,7 @@ class ChannelRecord:
     sequence: int
     count: int
     suspended: bool
+    released_by: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -276,6 +283,43 @@ class TunnelState:
             if saved_clients.get(client_id) != client:
                 conn.execute(_UPSERT_CLIENT, _client_values(client))
         self._saved = self._snapshot()
+
+
+_TABLES = ("tunnel_tunnels", "tunnel_channels", "tunnel_clients")
+
+
+def upgrade(conn: sqlite3.Connection, old_db_path: str) -> None:
+    """Bring a data dir of an earlier emulator version up to date: add the
+    columns it lacks, and move its tunnel tables out of the table database
+    (``old_db_path``) into this one. Idempotent; ``conn`` is the tunnel
+    database's writer, outside any transaction."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tunnel_channels)")}
+    if "released_by" not in columns:
+        conn.execute("ALTER TABLE tunnel_channels ADD COLUMN released_by TEXT")
+    if not os.path.exists(old_db_path):
+        return
+    conn.execute("ATTACH DATABASE ? AS old", (old_db_path,))
+    try:
+        found = {row[0] for row in conn.execute("SELECT name FROM old.sqlite_master WHERE type = 'table'")}
+        if not found.intersection(_TABLES):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            empty = conn.execute("SELECT COUNT(*) FROM main.tunnel_tunnels").fetchone()[0] == 0
+            for table in _TABLES:
+                if table not in found:
+                    continue
+                if empty:
+                    old_columns = [row[1] for row in conn.execute(f"PRAGMA old.table_info({table})")]
+                    names = ", ".join(old_columns)
+                    conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) SELECT {names} FROM old.{table}")
+                conn.execute(f"DROP TABLE old.{table}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("DETACH DATABASE old")
 
 
 def load_tunnel(conn: sqlite3.Connection, tunnel_id: str) -> Optional[TunnelRecord]:

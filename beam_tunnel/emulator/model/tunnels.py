@@ -15,7 +15,9 @@ Choices where the real service is undocumented (tunnel-protocol.md §7):
   (what the SDK workers treat as "tunnel invalid" and stop on).
 * Unknown, expired or shut-down client id -> OTSResourceGone.
 * Data-plane ownership and permissive mode: see ``dataplane.py``.
-* The stage is InitBaseDataAndStreamShard until the first heartbeat.
+* The stage is InitBaseDataAndStreamShard until the first heartbeat. A
+  BaseData tunnel whose channels are all finished moves on to
+  ProcessStream (there is no later stage), with nothing to read there.
 * A BaseAndStream tunnel whose stream data since its creation has expired
   by the time its full phase ends is marked expired; worker calls then get
   OTSTunnelExpired. So does a tunnel whose table's stream was re-enabled
@@ -35,6 +37,7 @@ from .. import errors
 from . import channels as rules
 from . import layout, rpo, tunnel_errors
 from . import tunnel_store as store
+from .arrivals import Arrivals
 from .dataplane import DataPlane
 from .reads import Reader, ReadResult
 from .tables import StreamSpec
@@ -121,29 +124,46 @@ class TunnelBackend:
     """Tunnels, channels, client leases and checkpoints of one emulator.
 
     Args:
-      storage: the shared :class:`~beam_tunnel.emulator.storage.Storage`.
+      storage: the :class:`~beam_tunnel.emulator.storage.Storage` of the
+        tunnel state (its own file, so control calls never wait for a table
+        commit).
       clock: the emulator clock.
       tables: the :class:`~.tables.TableBackend`.
       streams: the :class:`~.streamlog.StreamLog`.
       config: the :class:`~beam_tunnel.emulator.config.EmulatorConfig`
         (instance name, ReadRecords limits, ``tunnel_permissive``).
+      data_storage: the Storage of the table data (default: ``storage``).
     """
 
-    def __init__(self, storage, clock, tables, streams, config) -> None:
+    def __init__(self, storage, clock, tables, streams, config, *, data_storage=None) -> None:
         self._storage = storage
         self._clock = clock
         self._tables = tables
         self._streams = streams
-        reader = Reader(tables, streams, storage, clock.now_us, config.read_max_records, config.read_max_bytes)
-        self._data = DataPlane(storage, clock.now_us, reader, config.tunnel_permissive)
+        self._arrivals = Arrivals(clock.now_us)
+        data_storage = data_storage or storage
+        reader = Reader(tables, streams, data_storage, clock.now_us, config.read_max_records, config.read_max_bytes)
+        self._data = DataPlane(storage, clock.now_us, reader, config.tunnel_permissive, self._arrivals.since)
         storage.ensure_schema(store.TUNNEL_DDL)
+        if data_storage is not storage:
+            with storage.exclusive() as conn:
+                store.upgrade(conn, data_storage.path)
         tables.on_table_deleted(self._on_table_deleted)
 
     # ------------------------------------------------------------------
     # Plumbing
 
-    def _on_table_deleted(self, conn, table_name: str) -> None:
-        count = store.delete_table_tunnels(conn, table_name)
+    def pending_since(self, client_id: str) -> Optional[int]:
+        """Arrival µs of the oldest heartbeat or shutdown of ``client_id``
+        still waiting for an answer, or None (its lease counts from there)."""
+        return self._arrivals.since(client_id)
+
+    def _on_table_deleted(self, table_conn, table_name: str) -> None:
+        # Inside the DeleteTable transaction, before it commits: a crash in
+        # between leaves the table without its tunnels, never tunnels of a
+        # table that is gone.
+        with self._storage.transaction() as conn:
+            count = store.delete_table_tunnels(conn, table_name)
         if count:
             _LOGGER.info("[tunnel] table %s deleted with %d tunnel(s)", table_name, count)
 
@@ -166,8 +186,21 @@ class TunnelBackend:
             raise error
         return result
 
+    def _peek(self, tunnel_id: str, action: Callable[[TunnelState, int], T]) -> T:
+        """Load and refresh a snapshot, apply a read-only ``action``; saves
+        nothing (the next write call refreshes the same way), so it never
+        waits for a writer."""
+        with self._storage.read() as conn:
+            tunnel = store.load_tunnel(conn, tunnel_id)
+            if tunnel is None:
+                raise tunnel_errors.tunnel_missing(tunnel_id)
+            state = store.load_state(conn, tunnel)
+        now_us = self._clock.now_us()
+        self._refresh(state, now_us)
+        return action(state, now_us)
+
     def _refresh(self, state: TunnelState, now_us: int) -> None:
-        rules.expire_leases(state, now_us)
+        rules.expire_leases(state, now_us, self._arrivals.snapshot())
         tunnel = state.tunnel
         if tunnel.has_stream and not tunnel.expired:
             try:
@@ -184,9 +217,15 @@ class TunnelBackend:
 
     def _advance_stage(self, state: TunnelState) -> None:
         tunnel = state.tunnel
-        if tunnel.stage != STAGE_BASE or tunnel.tunnel_type != BASE_AND_STREAM or tunnel.expired:
+        if tunnel.stage != STAGE_BASE or tunnel.expired:
             return
         if not rules.base_phase_done(state):
+            return
+        if tunnel.tunnel_type == BASE:
+            # Only three stages exist (the Java SDK parses them with
+            # valueOf): a finished full-data tunnel is past ProcessBaseData.
+            tunnel.stage = STAGE_STREAM
+            _LOGGER.info("[tunnel] %s: full data done, now %s", tunnel.tunnel_id, STAGE_STREAM)
             return
         if self._streams.expired_before(tunnel.table_name) > tunnel.create_us:
             _LOGGER.warning("[tunnel] %s: full phase outlived stream retention; tunnel expired", tunnel.tunnel_id)
@@ -232,27 +271,51 @@ class TunnelBackend:
             raise errors.parameter_invalid(f"endOffset {end_ns} ns is beyond the largest time, {_INT64_MAX} ns")
         if end_ns and end_ns <= start_ns:
             raise errors.parameter_invalid(f"endOffset {end_ns} ns must be after startOffset {start_ns} ns")
-        with self._storage.transaction() as conn:
-            try:
-                info = self._tables.describe_table(table_name)
-            except ObjectNotExistError:
-                raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
+        try:
+            info = self._tables.describe_table(table_name)
+        except ObjectNotExistError:
+            raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
+        with self._storage.read() as conn:
             if store.find_tunnel(conn, table_name, tunnel_name) is not None:
                 raise tunnel_errors.tunnel_exist(table_name, tunnel_name)
-            if type_name != BASE and not info.stream.enabled:
-                info = self._tables.update_table(table_name, stream=StreamSpec(True, _STREAM_RETENTION_HOURS))
-                _LOGGER.info("[tunnel] enabled the stream of %s for a %s tunnel", table_name, type_name)
-            tunnel = TunnelRecord(
-                str(uuid.uuid4()), table_name, tunnel_name, type_name, STAGE_INIT, now_us,
-                (info.stream.stream_id or "") if type_name != BASE else "",
-                start_flag, start_ns or 0, end_ns or 0, False,
-            )
-            state = TunnelState(tunnel)
-            if tunnel.has_base:
-                layout.add_base_channels(state, self._tables, info)
-            if tunnel.has_stream:
-                layout.add_stream_channels(state, self._tables, self._streams, at_creation=True)
-            state.save(conn)
+        if type_name != BASE and not info.stream.enabled:
+            # Before the tunnel transaction: the table lock is always taken
+            # before the tunnel lock, never inside it.
+            self._tables.update_table(table_name, stream=StreamSpec(True, _STREAM_RETENTION_HOURS))
+            _LOGGER.info("[tunnel] enabled the stream of %s for a %s tunnel", table_name, type_name)
+        tunnel_id = str(uuid.uuid4())
+        snapshot_last = None
+        if type_name != STREAM:
+            # The full phase reads the rows as of now; the snapshot's time is
+            # the tunnel's creation time and its log positions are where the
+            # stream part starts, so every change is in exactly one phase.
+            now_us, snapshot_last = self._tables.take_snapshot(table_name, tunnel_id)
+        try:
+            with self._storage.transaction() as conn:
+                try:
+                    info = self._tables.describe_table(table_name)
+                except ObjectNotExistError:
+                    raise errors.parameter_invalid(f"table {table_name!r} does not exist") from None
+                if store.find_tunnel(conn, table_name, tunnel_name) is not None:
+                    raise tunnel_errors.tunnel_exist(table_name, tunnel_name)
+                if type_name != BASE and not info.stream.enabled:
+                    raise errors.parameter_invalid(f"the stream of table {table_name!r} was turned off meanwhile")
+                tunnel = TunnelRecord(
+                    tunnel_id, table_name, tunnel_name, type_name, STAGE_INIT, now_us,
+                    (info.stream.stream_id or "") if type_name != BASE else "",
+                    start_flag, start_ns or 0, end_ns or 0, False,
+                )
+                state = TunnelState(tunnel)
+                if tunnel.has_base:
+                    layout.add_base_channels(state, self._tables, info)
+                if tunnel.has_stream:
+                    layout.add_stream_channels(state, self._tables, self._streams, at_creation=True,
+                                               creation_last=snapshot_last)
+                state.save(conn)
+        except BaseException:
+            if snapshot_last is not None:
+                self._tables.drop_snapshot(table_name, tunnel_id)
+            raise
         _LOGGER.info("[tunnel] created %s %r (%s) on %s with %d channel(s)", tunnel.tunnel_id, tunnel_name,
                      type_name, table_name, len(state.channels))
         return tunnel.tunnel_id
@@ -267,6 +330,8 @@ class TunnelBackend:
             tunnel = self._find(conn, table_name, tunnel_name, tunnel_id)
             store.delete_tunnel(conn, tunnel.tunnel_id)
         self._data.forget(tunnel.tunnel_id)
+        # After the tunnel is gone (a crash in between leaves only unused rows).
+        self._tables.drop_snapshot(table_name, tunnel.tunnel_id)
         _LOGGER.info("[tunnel] deleted %s %r", tunnel.tunnel_id, tunnel_name)
 
     @staticmethod
@@ -305,7 +370,7 @@ class TunnelBackend:
             ]
             return TunnelDescription(_view(state.tunnel), views, rpo.tunnel_point_ns(points, state, tokens, now_ns))
 
-        return self._mutate(found.tunnel_id, describe)
+        return self._peek(found.tunnel_id, describe)
 
     def _first_after(self, tunnel: TunnelRecord) -> rpo.FirstAfter:
         def first_after(partition_id: str, position):
@@ -331,7 +396,7 @@ class TunnelBackend:
             access = {cid: at_us * 1000 for cid, (at_us, _) in progress.items()}
             return rpo.rpo_blobs(state, tokens, access, self._first_after(state.tunnel), now_ns, limit)
 
-        return self._mutate(tunnel_id, blobs)
+        return self._peek(tunnel_id, blobs)
 
     def schedule(self, tunnel_id: str, requests: Sequence[Tuple[str, int]]) -> None:
         """Schedule: set channel statuses (see ``channels.schedule``)."""
@@ -389,7 +454,7 @@ class TunnelBackend:
 
         def heartbeat(state: TunnelState, now_us: int) -> List[Tuple[str, int, int]]:
             client = state.clients.get(client_id)
-            tunnel_errors.require_live_client(tunnel_id, client_id, client, now_us)
+            tunnel_errors.require_live_client(tunnel_id, client_id, client, now_us, arrived_us)
             if state.tunnel.expired:
                 raise tunnel_errors.tunnel_expired(state.tunnel.tunnel_id)
             client.last_seen_us = now_us
@@ -402,7 +467,10 @@ class TunnelBackend:
             rules.balance(state)
             return [(c.channel_id, c.version, _STATUS_NUMBERS[c.status]) for c in rules.assigned_to(state, client_id)]
 
-        return self._mutate(tunnel_id, heartbeat)
+        # The lease is judged when the heartbeat arrived and renewed when it
+        # is answered: time spent waiting for the emulator is not the client's.
+        with self._arrivals.arriving(client_id) as arrived_us:
+            return self._mutate(tunnel_id, heartbeat)
 
     def shutdown(self, tunnel_id: str, client_id: str) -> None:
         """ShutdownTunnel: end the lease now and release its channels.
@@ -412,10 +480,11 @@ class TunnelBackend:
         """
 
         def shutdown(state: TunnelState, now_us: int) -> None:
-            tunnel_errors.require_live_client(tunnel_id, client_id, state.clients.get(client_id), now_us)
-            rules.end_lease(state, client_id, now_us, "shutdown")
+            tunnel_errors.require_live_client(tunnel_id, client_id, state.clients.get(client_id), now_us, arrived_us)
+            rules.end_lease(state, client_id, now_us, rules.SHUTDOWN)
 
-        self._mutate(tunnel_id, shutdown)
+        with self._arrivals.arriving(client_id) as arrived_us:
+            self._mutate(tunnel_id, shutdown)
 
     def get_checkpoint(self, tunnel_id: str, client_id: str, channel_id: str) -> Tuple[str, int]:
         """GetCheckpoint: ``(checkpoint, sequence_number)``; a never
