@@ -255,11 +255,13 @@ class _ReadSlotFnBase(beam.DoFn):
         if state.waiting_since is None:
             call.state = dataclasses.replace(state, waiting_since=now)
             return False
-        # Other clients hold the channels still open. After the grace period
-        # this slot leaves, so the last slot standing can take over anything
-        # this one held (and no two slots wait on each other forever).
+        # Only a slot holding a channel cut by stop_at (whose checkpoint stays
+        # before the cut, so consume points never show it covered) could wait
+        # forever on a slot that waits on it in turn: after the grace period
+        # it leaves, and whoever takes its channels skips what it emitted.
+        holds_cut = any(c.stopped for c in state.channels)
         held_elsewhere = _tunnel_view.others_hold(description, waiting, state.client_id)
-        return held_elsewhere and now - state.waiting_since >= settings.closing_grace_s
+        return holds_cut and held_elsewhere and now - state.waiting_since >= settings.closing_grace_s
 
 
 def _done(state: SlotRestriction) -> SlotRestriction:

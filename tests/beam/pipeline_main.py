@@ -1,6 +1,9 @@
 """A ReadFromTunnel pipeline as a program, for tests that kill it.
 
-Usage: python pipeline_main.py ENDPOINT INSTANCE TABLE TUNNEL LOG {unbounded|caught_up}
+Usage: python pipeline_main.py ENDPOINT INSTANCE TABLE TUNNEL LOG {unbounded|caught_up|base_data}
+
+unbounded and caught_up read a Stream tunnel (forever, or until caught up);
+base_data reads a BaseData tunnel.
 The AccessKey comes from the ALIBABA_CLOUD_* environment variables, as on a
 real worker. Records are appended to LOG (JSON lines, fsynced) by RecordLog.
 """
@@ -21,7 +24,8 @@ def main(argv) -> None:
         _ = (
             pipeline
             | ReadFromTunnel(endpoint=endpoint, instance=instance, table=table, tunnel=tunnel,
-                             tunnel_type="Stream", stop_when_caught_up=(mode == "caught_up"), **options)
+                             tunnel_type="BaseData" if mode == "base_data" else "Stream",
+                             stop_when_caught_up=(mode == "caught_up"), **options)
             | beam.ParDo(RecordLog(log))
         )
 
