@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 NODE_DIR := tests/node
 
-.PHONY: demo test bench protos node clean
+.PHONY: demo test bench protos node runners clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ node:
 		echo "npm not found: the Node SDK compatibility tests will be skipped"; \
 	fi
 
-test: $(VENV)/.installed node
+# The real Beam runners (Prism, Flink) the pipeline tests run on, built or
+# fetched once into a cache outside the repo (see README "Beam runners").
+runners:
+	tests/runners/install.sh
+
+test: $(VENV)/.installed node runners
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed
