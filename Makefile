@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 NODE_DIR := tests/node
 
-.PHONY: demo test bench protos node chromium compat clean
+.PHONY: demo test bench protos node chromium compat runners clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,12 @@ chromium:
 compat: $(VENV)/.installed
 	$(PY) tests/compat/sdk_build.py
 
-test: $(VENV)/.installed node chromium compat
+# The real Beam runners (Prism, Flink) the pipeline tests run on, built or
+# fetched once into a cache outside the repo (see README "Beam runners").
+runners:
+	tests/runners/install.sh
+
+test: $(VENV)/.installed node chromium compat runners
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed
