@@ -8,6 +8,11 @@ Every call that may change state runs in one write transaction: load the
 tunnel, refresh it (end lapsed leases, add channels for new partitions, move
 the stage), apply the call, save what changed. Errors found after the
 refresh still commit the refresh, so an expired lease stays expired.
+DescribeTunnel and GetRpo refresh a snapshot in memory and save nothing, so
+they never wait for a writer. A heartbeat's (and shutdown's) lease is judged
+when it arrived, and while it waits it keeps the lease alive for everyone
+else's refresh too (``arrivals.py``): the emulator's own slowness never ends
+a lease.
 
 Choices where the real service is undocumented (tunnel-protocol.md §7):
 
