@@ -6,7 +6,9 @@ otherwise). Through the official Python SDK."""
 import pytest
 
 tablestore = pytest.importorskip("tablestore")
-from tablestore import INF_MAX, INF_MIN, CapacityUnit, Direction, ReservedThroughput, Row, TableMeta, TableOptions  # noqa: E402
+from tablestore import (  # noqa: E402
+    INF_MAX, INF_MIN, CapacityUnit, Direction, ReservedThroughput, Row, TableMeta, TableOptions,
+)
 
 _KEY_SCHEMA = [("region", "STRING"), ("id", "INTEGER"), ("part", "BINARY")]
 

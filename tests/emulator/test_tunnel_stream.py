@@ -186,6 +186,7 @@ def test_base_data_reads_every_row_once_over_two_clients(env):
     description = client.describe_tunnel("t", "full")
     # Finished: past ProcessBaseData (ProcessStream is the only later stage).
     assert description.tunnel.stage == TunnelStage.PROCESS_STREAM
+    assert [t.stage for t in client.list_tunnels("t")] == [TunnelStage.PROCESS_STREAM]
     assert {c.status for c in description.channels} == {ChannelStatus.TERMINATED}
     assert sum(c.count for c in description.channels) == 60
 

@@ -43,8 +43,8 @@ from beam_tunnel.protocol.tokens import FINISHED, TokenError
 from .. import errors
 from . import tunnel_errors
 from . import tunnel_store as store
-from .reads import Reader, ReadResult, parse_channel_token
 from .channels import SHUTDOWN
+from .reads import Reader, ReadResult, parse_channel_token
 from .tunnel_store import BASE, CLOSING, OPEN, TERMINATED, ChannelRecord, ClientRecord, TunnelRecord
 
 __all__ = ["DataPlane", "SHUTDOWN_GRACE_S"]

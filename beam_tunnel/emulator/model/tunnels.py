@@ -8,6 +8,11 @@ Every call that may change state runs in one write transaction: load the
 tunnel, refresh it (end lapsed leases, add channels for new partitions, move
 the stage), apply the call, save what changed. Errors found after the
 refresh still commit the refresh, so an expired lease stays expired.
+DescribeTunnel and GetRpo refresh a snapshot in memory and save nothing, so
+they never wait for a writer. A heartbeat's (and shutdown's) lease is judged
+when it arrived, and while it waits it keeps the lease alive for everyone
+else's refresh too (``arrivals.py``): the emulator's own slowness never ends
+a lease.
 
 Choices where the real service is undocumented (tunnel-protocol.md §7):
 
@@ -346,7 +351,14 @@ class TunnelBackend:
         if table_name and table_name not in self._tables.list_tables():
             raise errors.parameter_invalid(f"table {table_name!r} does not exist")
         with self._storage.read() as conn:
-            return [_view(t) for t in store.list_tunnels(conn, table_name or None)]
+            states = [store.load_state(conn, t) for t in store.list_tunnels(conn, table_name or None)]
+        now_us = self._clock.now_us()
+        views = []
+        for state in states:
+            # Refreshed like DescribeTunnel, so both show the same stage.
+            self._refresh(state, now_us)
+            views.append(_view(state.tunnel))
+        return views
 
     def describe_tunnel(self, table_name: str, tunnel_name: str, tunnel_id: Optional[str] = None) -> TunnelDescription:
         """DescribeTunnel: the tunnel, its channels and consume points."""
