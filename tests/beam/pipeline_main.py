@@ -19,7 +19,9 @@ from beam_tunnel import ReadFromTunnel
 
 def main(argv) -> None:
     endpoint, instance, table, tunnel, log, mode = argv
-    options = dict(FAST_LEASE, max_bundle_records=100)
+    # A killed pipeline's channels move to the next one after the lease
+    # timeout: short here, so the restart test does not wait long.
+    options = dict(FAST_LEASE, max_bundle_records=100, heartbeat_timeout_s=8.0)
     with beam.Pipeline(options=fnapi_options()) as pipeline:
         _ = (
             pipeline
