@@ -12,9 +12,11 @@ Layers:
   with an error body. :func:`for_code` maps a code to its class and makes a
   new subclass for codes it has never seen, so the code is never lost.
 * :class:`TransportError`: no usable answer arrived (connection refused or
-  reset, timeout, a 5xx with no parsable body).
+  reset, timeout, a 5xx with no parsable body). :class:`TruncatedResponseError`:
+  an answer began but was cut short.
 * :class:`ProtocolError`: an answer arrived but breaks the protocol (bad
-  MD5, unparsable protobuf). :class:`PlainBufferError` is the codec's own.
+  MD5, unparsable protobuf). :class:`ResponseTooLargeError`: an answer over
+  the client's size limits. :class:`PlainBufferError` is the codec's own.
 * :class:`ConfigError`: bad arguments, raised before any request is sent.
 """
 
@@ -27,7 +29,9 @@ __all__ = [
     "ConfigError",
     "TransportError",
     "RequestNotSentError",
+    "TruncatedResponseError",
     "ProtocolError",
+    "ResponseTooLargeError",
     "PlainBufferError",
     "ServiceError",
     "ServerUnavailableError",
@@ -114,8 +118,21 @@ class RequestNotSentError(TransportError):
     to retry for every call, idempotent or not."""
 
 
+class TruncatedResponseError(TransportError):
+    """An answer began but did not arrive whole: its headers were cut, its
+    body was shorter than its ``Content-Length`` or its chunks stopped early,
+    or nothing proved a close-delimited body complete. The request reached
+    the service and may have taken effect, so only idempotent calls retry it."""
+
+
 class ProtocolError(TunnelError):
     """An answer arrived but violates the wire protocol (bad MD5, bad body)."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """An answer exceeds the client's limits (bytes, or entries in one list);
+    it is refused before it is held in memory. Not retried: the same request
+    would get the same answer."""
 
 
 class PlainBufferError(ProtocolError, ValueError):
