@@ -14,6 +14,7 @@ import time
 import tracemalloc
 
 import pytest
+import requests
 
 from _client_support import ACCESS_KEY_ID, INSTANCE, SECRET
 from _hostile_server import Flood, Hang, HostileServer, Send, Trickle, http_answer
@@ -296,3 +297,20 @@ def test_a_trickle_ends_the_call_within_its_bound(server, client, call, where):
 
     err = expect(server, client, call, errors.TransportError, "read timeout", "bytes", slow=True)
     assert not isinstance(err, errors.RequestNotSentError)
+
+
+def test_the_bound_holds_with_a_session_the_user_passed(server):
+    # The session's settings are used, but requests go through the client's
+    # own adapter, so its wall-clock bound still applies.
+    session = requests.Session()
+    session.headers["X-From-User"] = "1"
+    server.queue(Trickle(ok(b"\x12\x00" * 200), 0.2))
+    try:
+        with TunnelClient(server.endpoint, INSTANCE, ACCESS_KEY_ID, SECRET, timeout=(CONNECT_S, READ_S),
+                          retry_deadline=0, session=session) as client:
+            with ends_within(CONNECT_S + READ_S + SLACK_S), pytest.raises(errors.TransportError) as caught:
+                client.shutdown("tid", "cid")
+    finally:
+        session.close()
+
+    assert "read timeout" in str(caught.value)
