@@ -67,7 +67,9 @@ class Attempt:
         if left <= 0:
             self.expired = True
             raise socket.timeout("the attempt used up its time")
-        return left if usual is None else min(usual, left)
+        if isinstance(usual, (int, float)) and not isinstance(usual, bool):
+            return min(usual, left)
+        return left  # None (block forever) or urllib3's "default" sentinel
 
     def __enter__(self) -> "Attempt":
         _LOCAL.attempt = self

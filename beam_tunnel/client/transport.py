@@ -1,7 +1,9 @@
 """The only module that does HTTP, and the only place errors are translated.
 
-One :class:`HttpTransport` owns one ``requests.Session`` with a pooled
-adapter. :meth:`HttpTransport.call` POSTs one protobuf request and returns
+One :class:`HttpTransport` takes its settings from one ``requests.Session``
+(its own, or the caller's) and sends through its own pooled adapter, whose
+connections keep each attempt within its time (:mod:`._deadline`, the only
+other code below ``requests``). :meth:`HttpTransport.call` POSTs one protobuf request and returns
 the decoded protobuf response, or raises from :mod:`beam_tunnel.errors`:
 
 ===========================================  ==================================
@@ -24,6 +26,7 @@ non-2xx with a protobuf ``Error`` body       ``errors.for_code(code)``
 other non-2xx without an ``Error`` body      ProtocolError with the status
 (redirects are not followed)
 ``x-ots-contentmd5`` differs from the body   ProtocolError
+ambiguous framing (two Content-Lengths)      ProtocolError
 2xx body that is not the expected message    ProtocolError
 ===========================================  ==================================
 
@@ -335,7 +338,7 @@ class HttpTransport:
 
 # What a service error code looks like ("OTSTunnelServerUnavailable"); anything
 # else is not taken for one, so a hostile body cannot name an error class.
-_ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,127}$")
+_ERROR_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
 
 def _is_error_code(code: str) -> bool:
@@ -422,7 +425,22 @@ def _translate_exception(
         if isinstance(reason, _NOT_SENT_CAUSES):
             return errors.RequestNotSentError(f"{operation}: cannot connect to {url}: {_reason(err)}")
         return errors.TransportError(f"{operation}: connection to {url} lost: {_reason(err)}")
+    if _caused_by(err, urllib3.exceptions.InvalidHeader):
+        # Ambiguous framing (e.g. two different Content-Lengths): the same
+        # server would answer the same way again.
+        return errors.ProtocolError(f"{operation}: the answer from {url} has invalid headers: {_reason(err)}")
     return errors.TransportError(f"{operation}: HTTP request to {url} failed: {_reason(err)}")
+
+
+def _caused_by(err: BaseException, kind) -> bool:
+    seen = 0
+    while err is not None and seen < 6:
+        if isinstance(err, kind):
+            return True
+        nxt = getattr(err, "reason", None) or err.__context__ or (err.args[0] if err.args else None)
+        err = nxt if isinstance(nxt, BaseException) else None
+        seen += 1
+    return False
 
 
 def _reason(err: BaseException) -> str:

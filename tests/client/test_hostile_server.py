@@ -314,3 +314,24 @@ def test_the_bound_holds_with_a_session_the_user_passed(server):
         session.close()
 
     assert "read timeout" in str(caught.value)
+
+
+def test_a_cut_close_delimited_body_fails_its_md5(server, client):
+    whole = pb.HeartbeatResponse(channels=[pb.Channel(channel_id="ch-1", version=3, status=pb.OPEN)])
+    answer = ok(whole, length=-1)
+    server.queue(Send(answer[:-4]))  # the MD5 of the whole body, with its last bytes cut
+
+    with pytest.raises(errors.ProtocolError) as caught:
+        client.heartbeat("tid", "cid", [])
+
+    assert "does not match" in str(caught.value)
+
+
+def test_conflicting_content_lengths_are_refused(server, client):
+    server.queue(Send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\n\x0a\x00"))
+
+    with ends_within(CALL_BOUND_S), pytest.raises(errors.ProtocolError) as caught:
+        client.list_tunnels()
+
+    assert "Content-Length" in str(caught.value) and "(2, 7)" in str(caught.value)
+    assert server.requests == 1, "an answer that breaks the protocol is not worth asking for again"
