@@ -24,28 +24,37 @@ def entries_over(body: bytes, limit: int) -> bool:
     Walks field headers only, stopping past ``limit``; malformed bytes end
     the walk and are left to the decoder to report.
     """
-    if len(body) <= 2 * limit:
+    end = len(body)
+    if end <= 2 * limit:
         return False  # every field takes at least two bytes
-    view = memoryview(body)
-    end = len(view)
     pos = 0
     count = 0
     while pos < end:
-        tag, pos = _varint(view, pos, end)
-        if tag is None:
-            return False
+        # One-byte tags and lengths (fields 1-15, entries under 128 bytes)
+        # take the fast path: the flood of tiny entries this guards against.
+        tag = body[pos]
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _varint(body, pos - 1, end)
+            if tag is None:
+                return False
         wire_type = tag & 7
-        if wire_type == 0:
-            value, pos = _varint(view, pos, end)
+        if wire_type == 2:
+            if pos >= end:
+                return False
+            length = body[pos]
+            pos += 1
+            if length >= 0x80:
+                length, pos = _varint(body, pos - 1, end)
+                if length is None:
+                    return False
+            pos += length
+        elif wire_type == 0:
+            value, pos = _varint(body, pos, end)
             if value is None:
                 return False
         elif wire_type == 1:
             pos += 8
-        elif wire_type == 2:
-            length, pos = _varint(view, pos, end)
-            if length is None:
-                return False
-            pos += length
         elif wire_type == 5:
             pos += 4
         else:
@@ -56,11 +65,11 @@ def entries_over(body: bytes, limit: int) -> bool:
     return False
 
 
-def _varint(view: memoryview, pos: int, end: int):
+def _varint(data: bytes, pos: int, end: int):
     result = 0
     shift = 0
     while pos < end and shift < 64:
-        byte = view[pos]
+        byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:

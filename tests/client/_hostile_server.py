@@ -87,6 +87,7 @@ class HostileServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.requests = 0
+        self.flooded = 0  # body bytes Flood scripts got onto the wire
 
     def queue(self, *scripts: Script) -> None:
         with self._lock:
@@ -196,6 +197,8 @@ class HostileServer:
             while sent < script.total and not self._stopping.is_set():
                 conn.sendall(block)
                 sent += _SEND_BLOCK
+                with self._lock:
+                    self.flooded += _SEND_BLOCK
         elif isinstance(script, Hang):
             conn.settimeout(0.05)
             while not self._stopping.is_set():
