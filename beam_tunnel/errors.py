@@ -12,9 +12,11 @@ Layers:
   with an error body. :func:`for_code` maps a code to its class and makes a
   new subclass for codes it has never seen, so the code is never lost.
 * :class:`TransportError`: no usable answer arrived (connection refused or
-  reset, timeout, a 5xx with no parsable body).
+  reset, timeout, a 5xx with no parsable body). :class:`TruncatedResponseError`:
+  an answer began but was cut short.
 * :class:`ProtocolError`: an answer arrived but breaks the protocol (bad
-  MD5, unparsable protobuf). :class:`PlainBufferError` is the codec's own.
+  MD5, unparsable protobuf). :class:`ResponseTooLargeError`: an answer over
+  the client's size limits. :class:`PlainBufferError` is the codec's own.
 * :class:`ConfigError`: bad arguments, raised before any request is sent.
 """
 
@@ -22,12 +24,21 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Type
 
+# The longest message an error keeps.
+MAX_MESSAGE_CHARS = 8192
+
+# Unknown codes remembered by for_code(); past this, a hostile or broken
+# server naming a new code on every answer must not grow memory.
+_MAX_UNKNOWN_CODES = 256
+
 __all__ = [
     "TunnelError",
     "ConfigError",
     "TransportError",
     "RequestNotSentError",
+    "TruncatedResponseError",
     "ProtocolError",
+    "ResponseTooLargeError",
     "PlainBufferError",
     "ServiceError",
     "ServerUnavailableError",
@@ -40,6 +51,7 @@ __all__ = [
     "TunnelExistError",
     "ObjectNotExistError",
     "for_code",
+    "MAX_MESSAGE_CHARS",
 ]
 
 
@@ -49,7 +61,9 @@ class TunnelError(Exception):
     Attributes:
       code: the service error code (``OTSResourceGone``), or a client-side
         pseudo-code (``OTSClientError``) when the service said nothing.
-      message: the human-readable text.
+      message: the human-readable text, at most :data:`MAX_MESSAGE_CHARS`
+        characters (longer text is cut, saying how much was left out, so a
+        huge value or server answer cannot make a huge exception).
       request_id: the ``x-ots-requestid`` of the failed call, when known.
       http_status: the HTTP status of the failed call, when known.
       retriable: True when the same call may succeed if sent again.
@@ -67,6 +81,8 @@ class TunnelError(Exception):
         http_status: Optional[int] = None,
     ) -> None:
         self.code = code or self.default_code
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
         self.message = message
         self.request_id = request_id
         self.http_status = http_status
@@ -114,8 +130,21 @@ class RequestNotSentError(TransportError):
     to retry for every call, idempotent or not."""
 
 
+class TruncatedResponseError(TransportError):
+    """An answer began but did not arrive whole: its headers were cut, its
+    body was shorter than its ``Content-Length`` or its chunks stopped early,
+    or nothing proved a close-delimited body complete. The request reached
+    the service and may have taken effect, so only idempotent calls retry it."""
+
+
 class ProtocolError(TunnelError):
     """An answer arrived but violates the wire protocol (bad MD5, bad body)."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """An answer exceeds the client's limits (bytes, or entries in one list);
+    it is refused before it is held in memory. Not retried: the same request
+    would get the same answer."""
 
 
 class PlainBufferError(ProtocolError, ValueError):
@@ -223,15 +252,20 @@ _BY_CODE: Dict[str, Type[ServiceError]] = {
 }
 
 
+_KNOWN_CODES = len(_BY_CODE)
+
+
 def for_code(code: str) -> Type[ServiceError]:
     """The error class for a service error code.
 
     Unknown codes get a new :class:`ServiceError` subclass named after the code
-    (cached), so callers can still read and compare ``err.code``.
+    (cached, for the first 256 unknown codes), so callers can still read and
+    compare ``err.code``.
     """
     cls = _BY_CODE.get(code)
     if cls is None:
-        name = "".join(ch for ch in code if ch.isalnum()) or "Unknown"
+        name = "".join(ch for ch in code[:128] if ch.isalnum()) or "Unknown"
         cls = type(f"{name}Error", (ServiceError,), {"default_code": code, "__module__": __name__})
-        _BY_CODE[code] = cls
+        if len(_BY_CODE) < _KNOWN_CODES + _MAX_UNKNOWN_CODES:
+            _BY_CODE[code] = cls
     return cls

@@ -65,9 +65,11 @@ class RetryPolicy:
     The n-th wait (n = 0, 1, ...) is ``min(initial_backoff_s * multiplier**n,
     max_backoff_s)`` scaled by a random factor in ``[1 - jitter, 1 + jitter]``.
     A retry is abandoned, and the last error raised, when the time since the
-    first attempt plus the next wait would pass ``deadline_s``. The deadline
-    does not cut short an attempt already in flight: that is bounded by the
-    HTTP timeouts.
+    first attempt plus the next wait would pass ``deadline_s``: no attempt
+    starts after the deadline. The deadline does not cut short an attempt
+    already in flight; the transport bounds each attempt to the connect
+    timeout plus the read timeout, so a call through a TunnelClient ends
+    within ``deadline_s + connect timeout + read timeout``.
 
     Picklable as long as ``clock`` and ``sleep`` are (the defaults are).
 

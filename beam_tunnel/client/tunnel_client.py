@@ -69,6 +69,12 @@ class TunnelClient(_ControlPlaneCalls):
     ``ALIBABA_CLOUD_SECURITY_TOKEN``. Everything is validated here, before
     any request.
 
+    Answers are checked before they are believed: one cut short (headers,
+    body against its Content-Length or chunks) raises
+    TruncatedResponseError, never an empty success; one over 64 MiB or
+    1,000,000 entries raises ResponseTooLargeError without being held (see
+    :mod:`beam_tunnel.client.transport`).
+
     The client may be shared between threads. It pickles as its
     :attr:`config` (credentials included) and is rebuilt with a fresh
     connection pool; a client built with ``session=`` refuses to pickle, as
@@ -82,9 +88,14 @@ class TunnelClient(_ControlPlaneCalls):
       access_key_secret: AccessKey secret (required with ``access_key_id``).
       sts_token: STS security token for temporary credentials, or None.
       timeout: seconds, or a ``(connect, read)`` pair; default (10, 60).
-      retry_deadline: seconds to keep retrying one call; None keeps the
-        policies' deadlines (75 s for ReadRecords, 35 s otherwise, as the Go
-        SDK). 0 means no retry.
+        Each attempt connects and sends its request within the connect
+        timeout, and receives the whole answer within the read timeout
+        (wall clock: a server sending slowly is cut off, not just a silent
+        one).
+      retry_deadline: seconds after the first attempt of a call past which no
+        retry starts; None keeps the policies' deadlines (75 s for
+        ReadRecords, 35 s otherwise, as the Go SDK). 0 means no retry. A call
+        returns or raises within ``retry_deadline + connect + read`` seconds.
       read_retry: RetryPolicy of ReadRecords (default: 16 ms to 3 s backoff).
       meta_retry: RetryPolicy of the other calls (default: 100 ms to 2 s).
       api_version: ``x-ots-apiversion``; default "2018-04-01".

@@ -261,3 +261,22 @@ def test_closed_client_refuses_calls(server, client):
 
     assert "closed" in str(caught.value)
     assert server.received == []
+
+
+# ---- bounded error state -----------------------------------------------------------
+
+
+def test_a_long_message_is_cut_saying_how_much_was_left_out():
+    err = errors.TunnelError("y" * 100_000)
+
+    assert len(err.message) <= errors.MAX_MESSAGE_CHARS + 40
+    assert err.message.endswith(f"... ({100_000 - errors.MAX_MESSAGE_CHARS} more characters)")
+
+
+def test_unknown_codes_are_remembered_only_up_to_a_bound():
+    # A server naming a new code in every answer must not grow memory forever.
+    classes = [errors.for_code(f"OTSMadeUp{i}") for i in range(1000)]
+
+    assert len(errors._BY_CODE) <= 300
+    assert classes[-1].default_code == "OTSMadeUp999" and issubclass(classes[-1], errors.ServiceError)
+    assert errors.for_code("OTSMadeUp0") is classes[0]
