@@ -240,9 +240,12 @@ class SlotTracker(RestrictionTracker):
             )
 
     def current_progress(self) -> RestrictionProgress:
-        # A slot's remaining work is unknown (the stream may go on). Never
-        # report 0 remaining: Prism divides by it when it plans a split.
-        return RestrictionProgress(completed=0.0, remaining=1.0)
+        # A slot's remaining work is unknown (the stream may go on): report a
+        # fixed fraction. Beam combines completed/remaining work with the
+        # bytes output so far when the runner asks for a split, and Prism
+        # does ask (when a progress tick shows no output); a fixed fraction
+        # keeps that arithmetic finite.
+        return RestrictionProgress(fraction=0.0)
 
     def is_bounded(self) -> bool:
         return self._bounded
