@@ -92,9 +92,12 @@ class TunnelWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop refreshing; waits at most a second (a call in flight against
+        a dead service may take its timeouts, and exiting must not)."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        self._client.close()
+        self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():
+            self._client.close()
 
     def refresh(self) -> None:
         """One refresh now (also what the thread does)."""
