@@ -5,8 +5,8 @@
 * :class:`TunnelWatch`: DescribeTunnel in the background (one attempt,
   short timeouts, so an outage never holds up the progress line), for who
   holds which channel and the service's consume points.
-* :func:`progress_line`: ``records=N rate=R/s phase=P lag=L channels=C``,
-  plus what the client waits for when it reads nothing.
+* :class:`Progress`: the line ``records=N rate=R/s phase=P lag=L
+  channels=C``, plus what the client waits for when it reads nothing.
 """
 
 from __future__ import annotations
@@ -40,9 +40,8 @@ _STAGE_PHASES = {TunnelStage.PROCESS_BASE_DATA: "full data", TunnelStage.PROCESS
 class JsonLinesSink(ChannelProcessor):
     """Writes each batch as JSON lines and flushes before acknowledging it."""
 
-    def __init__(self, stream: IO[str], clock=time.time) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
-        self._clock = clock
         self._lock = threading.Lock()
         self.records = 0
         # channel id -> write time (s since the epoch) of the newest change
