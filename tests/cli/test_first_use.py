@@ -184,13 +184,13 @@ def test_progress_says_full_data_then_stream(server, tmp_path):
     admin = AdminClient(server.endpoint)
     admin.create_table("t", [("id", "STRING")], split_points=["m"], stream=True)
     # 25 records per read (the fixture's limit): the full phase lasts many progress lines.
-    admin.put_rows("t", [((("id", f"{'az'[i % 2]}{i:05d}"),), {"n": i}) for i in range(2000)])
+    admin.put_rows("t", [((("id", f"{'az'[i % 2]}{i:05d}"),), {"n": i}) for i in range(3000)])
     with Cli("consume", "--table", "t", "--tunnel", "tun", "--type", "BaseAndStream", "--output",
              str(tmp_path / "o.jsonl"), "--progress-interval", "0.1", "--checkpoint-interval", "0.5",
              env=server_env(server)) as cli:
         cli.wait_for_line(r"phase=full data lag=- channels=\d")
-        cli.wait_for_line(r"records=2000 .*phase=stream")
+        cli.wait_for_line(r"records=3000 .*phase=stream")
         admin.put_rows("t", [((("id", "a-change"),), {"n": -1})])
-        cli.wait_for_line(r"records=2001 .*phase=stream lag=\d+\.\ds")
+        cli.wait_for_line(r"records=3001 .*phase=stream lag=\d+\.\ds")
         cli.signal(signal.SIGTERM)
         assert cli.wait(timeout=60) == 0
