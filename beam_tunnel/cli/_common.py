@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Optional
 
 from beam_tunnel.client.config import ENV_ENDPOINT, ENV_INSTANCE
-from beam_tunnel.client.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET
+from beam_tunnel.client.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN
 from beam_tunnel.emulator.config import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_INSTANCE
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "positive_int",
     "share",
     "add_service_options",
+    "Service",
     "service_settings",
     "with_flag_names",
     "EMULATOR_ENDPOINT",
@@ -97,9 +98,22 @@ def add_service_options(parser: argparse.ArgumentParser, emulator_defaults: bool
     )
 
 
-def service_settings(args, emulator_defaults: bool = False, environ=None) -> Tuple[str, str, str, str, str]:
-    """``(endpoint, instance, access key id, secret, where the secret came
-    from)`` from the flags of :func:`add_service_options` and the environment.
+class Service(NamedTuple):
+    """Where and as whom a command connects."""
+
+    endpoint: str
+    instance: str
+    access_key_id: str
+    access_key_secret: str
+    sts_token: Optional[str]
+    secret_source: str
+    """Where the secret came from, for messages (never the secret)."""
+
+
+def service_settings(args, emulator_defaults: bool = False, environ=None) -> Service:
+    """The service from the flags of :func:`add_service_options` and the
+    environment. An STS token (``$ALIBABA_CLOUD_SECURITY_TOKEN``) goes with
+    an AccessKey from the environment only, as in TunnelClient.
 
     Raises:
       UsageError: something is missing; the message says which flag or
@@ -115,14 +129,16 @@ def service_settings(args, emulator_defaults: bool = False, environ=None) -> Tup
     instance = args.instance or env.get(ENV_INSTANCE) or (DEFAULT_INSTANCE if emulator_defaults else None)
     if not instance:
         raise UsageError(f"no instance: pass --instance or set ${ENV_INSTANCE} (the emulator's is {DEFAULT_INSTANCE})")
-    key_id, secret = args.access_key_id, args.access_key_secret
+    key_id, secret, token = args.access_key_id, args.access_key_secret, None
+    source = "--access-key-secret"
     if key_id is None and secret is not None:
         raise UsageError("--access-key-secret was given without --access-key-id")
     if key_id is None:
         key_id, secret = env.get(ENV_ACCESS_KEY_ID) or None, env.get(ENV_ACCESS_KEY_SECRET) or None
-        source = f"${ENV_ACCESS_KEY_SECRET}"
+        token, source = env.get(ENV_SECURITY_TOKEN) or None, f"${ENV_ACCESS_KEY_SECRET}"
         if key_id is None and emulator_defaults:
-            return endpoint, instance, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, "the emulator's default pair"
+            return Service(endpoint, instance, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, None,
+                           "the emulator's default pair")
         if key_id is None:
             raise UsageError(
                 f"no AccessKey: pass --access-key-id (its secret in ${ENV_ACCESS_KEY_SECRET} or "
@@ -131,13 +147,11 @@ def service_settings(args, emulator_defaults: bool = False, environ=None) -> Tup
             )
     elif secret is None:
         secret, source = env.get(ENV_ACCESS_KEY_SECRET) or None, f"${ENV_ACCESS_KEY_SECRET}"
-    else:
-        source = "--access-key-secret"
     if secret is None:
         raise UsageError(
             f"no secret for AccessKey {key_id!r}: set ${ENV_ACCESS_KEY_SECRET} or pass --access-key-secret"
         )
-    return endpoint, instance, key_id, secret, source
+    return Service(endpoint, instance, key_id, secret, token, source)
 
 
 def with_flag_names(message: str, flags: Dict[str, str]) -> str:

@@ -5,8 +5,8 @@
 * :class:`TunnelWatch`: DescribeTunnel in the background (one attempt,
   short timeouts, so an outage never holds up the progress line), for who
   holds which channel and the service's consume points.
-* :func:`progress_line`: ``records=N rate=R/s phase=P lag=L channels=C``,
-  plus what the client waits for when it reads nothing.
+* :class:`Progress`: the line ``records=N rate=R/s phase=P lag=L
+  channels=C``, plus what the client waits for when it reads nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 from typing import IO, Dict, NamedTuple, Optional
 
-from beam_tunnel.client.models import ChannelStatus, ChannelType, TunnelDescription, TunnelStage
+from beam_tunnel.client.models import ChannelStatus, ChannelType, TunnelDescription, TunnelStage, TunnelType
 from beam_tunnel.errors import TunnelError
 from beam_tunnel.worker.config import WorkerConfig
 from beam_tunnel.worker.processor import ChannelProcessor
@@ -34,15 +34,13 @@ _PHASES = {
     frozenset({ChannelType.STREAM}): "stream",
     frozenset({ChannelType.BASE_DATA, ChannelType.STREAM}): "both",
 }
-_STAGE_PHASES = {TunnelStage.PROCESS_BASE_DATA: "full data", TunnelStage.PROCESS_STREAM: "stream"}
 
 
 class JsonLinesSink(ChannelProcessor):
     """Writes each batch as JSON lines and flushes before acknowledging it."""
 
-    def __init__(self, stream: IO[str], clock=time.time) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
-        self._clock = clock
         self._lock = threading.Lock()
         self.records = 0
         # channel id -> write time (s since the epoch) of the newest change
@@ -92,9 +90,12 @@ class TunnelWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop refreshing; waits at most a second (a call in flight against
+        a dead service may take its timeouts, and exiting must not)."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        self._client.close()
+        self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():
+            self._client.close()
 
     def refresh(self) -> None:
         """One refresh now (also what the thread does)."""
@@ -198,7 +199,7 @@ class Progress:
         reading = [cid for cid, state in held.items() if state.status is ChannelStatus.OPEN and state.active]
         phase = _PHASES.get(frozenset(_channel_type(described[cid]) for cid in reading if cid in described))
         if phase is None and description is not None:
-            phase = _STAGE_PHASES.get(_stage(description.tunnel.stage))
+            phase = _tunnel_phase(description.tunnel)
         # After the stop the service no longer lists this client's channels.
         fresh = snap.failing_since is None and description is not None and not final
         lag = self._lag(list(held) if final else reading, snap if fresh else None)
@@ -270,8 +271,13 @@ def _channel_type(channel) -> Optional[ChannelType]:
         return None
 
 
-def _stage(stage) -> Optional[TunnelStage]:
+def _tunnel_phase(tunnel) -> Optional[str]:
+    """The phase by the tunnel's type and stage (before the channel types
+    of this client's channels are known)."""
     try:
-        return TunnelStage(stage)
+        kind, stage = TunnelType(tunnel.tunnel_type), TunnelStage(tunnel.stage)
     except ValueError:
         return None
+    if kind is TunnelType.STREAM or (kind is TunnelType.BASE_AND_STREAM and stage is TunnelStage.PROCESS_STREAM):
+        return "stream"
+    return "full data"

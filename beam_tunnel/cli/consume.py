@@ -116,7 +116,7 @@ def run(args) -> int:
     from beam_tunnel.client.tunnel_client import TunnelClient
 
     try:
-        endpoint, instance, key_id, secret, _ = service_settings(args)
+        service = service_settings(args)
         if args.heartbeat_timeout <= args.heartbeat_interval:
             raise UsageError(
                 f"--heartbeat-timeout ({args.heartbeat_timeout:g}) must be longer than --heartbeat-interval "
@@ -130,8 +130,10 @@ def run(args) -> int:
             client_tag=args.client_tag,
             reconnect_max_delay_s=args.reconnect_max_delay,
         )
-        client = TunnelClient(endpoint, instance, key_id, secret)
-        watch_client = TunnelClient(endpoint, instance, key_id, secret, timeout=_WATCH_TIMEOUT, retry_deadline=0)
+        credentials = (service.endpoint, service.instance, service.access_key_id, service.access_key_secret,
+                       service.sts_token)
+        client = TunnelClient(*credentials)
+        watch_client = TunnelClient(*credentials, timeout=_WATCH_TIMEOUT, retry_deadline=0)
     except UsageError as err:
         print(f"{_PREFIX}: {err}", file=sys.stderr)
         return 2
@@ -146,12 +148,15 @@ def run(args) -> int:
         watch_client.close()
         return 2
     policies = client.config
+    print(f"{_PREFIX}: tunnel {args.tunnel!r} of table {args.table!r} at {service.endpoint} (instance "
+          f"{service.instance}), AccessKey {service.access_key_id} (secret from {service.secret_source})",
+          file=sys.stderr, flush=True)
 
     def deadline_s(call: str) -> float:
         return (policies.read_retry if call == "ReadRecords" else policies.meta_retry).deadline_s
 
     try:
-        with StopSignals(_PREFIX, args.stop_timeout) as signals, RetryNotices(_PREFIX, endpoint, deadline_s):
+        with StopSignals(_PREFIX, args.stop_timeout) as signals, RetryNotices(_PREFIX, service.endpoint, deadline_s):
             return _consume(client, watch_client, args, config, output, signals)
     finally:
         if output is not sys.stdout:

@@ -85,8 +85,8 @@ def _run(args) -> int:
 
     command = f"beam-tunnel emulator {args.admin_action}"
     try:
-        endpoint, instance, key_id, secret, _ = service_settings(args, emulator_defaults=True)
-        admin = AdminClient(endpoint, instance, key_id, secret)
+        service = service_settings(args, emulator_defaults=True)
+        admin = AdminClient(service.endpoint, service.instance, service.access_key_id, service.access_key_secret)
         if args.admin_action == "create-table":
             print(_create_table(admin, args))
             return 0

@@ -95,6 +95,11 @@ def test_the_banner_never_prints_a_secret_given_on_the_command_line(tmp_path):
         assert "my-very-secret" not in text
         assert "access key id:     my-id" in text
         assert "(given with --access-key-secret; not shown)" in text
+        endpoint = next(line.split()[-1] for line in banner if line.strip().startswith("endpoint:"))
+        done = run("consume", "--endpoint", endpoint, "--instance", "beam-tunnel", "--access-key-id", "my-id",
+                   "--table", "t", "--tunnel", "tun", env=cli_env(ALIBABA_CLOUD_ACCESS_KEY_SECRET="my-very-secret"))
+        assert "AccessKey my-id (secret from $ALIBABA_CLOUD_ACCESS_KEY_SECRET)" in done.stderr
+        assert "my-very-secret" not in done.stderr
     finally:
         _stop(emulator)
 
@@ -145,9 +150,10 @@ def test_output_into_a_missing_folder_or_onto_a_folder_is_a_clear_error(server, 
 
 
 def test_log_level_is_accepted_after_the_subcommand(server, tmp_path):
-    done = run("consume", "--table", "t", "--tunnel", "tun", "--output", str(tmp_path / "x" / "o"),
-               "--log-level", "info", env=server_env(server))
-    assert "unrecognized arguments" not in done.stderr and done.returncode == 2, done.stderr
+    done = run("consume", "--table", "missing", "--tunnel", "tun", "--output", str(tmp_path / "o"),
+               "--log-level", "debug", env=server_env(server))
+    assert done.returncode == 1, done.stderr
+    assert "DEBUG beam_tunnel.client.transport: [http] ListTunnel" in done.stderr
     done = run("emulator", "partitions", "t", "--log-level", "DEBUG", env=server_env(server))
     assert "unrecognized arguments" not in done.stderr
     assert "OTSObjectNotExist" in done.stderr or "does not exist" in done.stderr
@@ -178,13 +184,13 @@ def test_progress_says_full_data_then_stream(server, tmp_path):
     admin = AdminClient(server.endpoint)
     admin.create_table("t", [("id", "STRING")], split_points=["m"], stream=True)
     # 25 records per read (the fixture's limit): the full phase lasts many progress lines.
-    admin.put_rows("t", [((("id", f"{'az'[i % 2]}{i:05d}"),), {"n": i}) for i in range(2000)])
+    admin.put_rows("t", [((("id", f"{'az'[i % 2]}{i:05d}"),), {"n": i}) for i in range(3000)])
     with Cli("consume", "--table", "t", "--tunnel", "tun", "--type", "BaseAndStream", "--output",
              str(tmp_path / "o.jsonl"), "--progress-interval", "0.1", "--checkpoint-interval", "0.5",
              env=server_env(server)) as cli:
         cli.wait_for_line(r"phase=full data lag=- channels=\d")
-        cli.wait_for_line(r"records=2000 .*phase=stream")
+        cli.wait_for_line(r"records=3000 .*phase=stream")
         admin.put_rows("t", [((("id", "a-change"),), {"n": -1})])
-        cli.wait_for_line(r"records=2001 .*phase=stream lag=\d+\.\ds")
+        cli.wait_for_line(r"records=3001 .*phase=stream lag=\d+\.\ds")
         cli.signal(signal.SIGTERM)
         assert cli.wait(timeout=60) == 0
