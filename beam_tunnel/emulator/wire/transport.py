@@ -179,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response)
 
     # Other methods get a 405 error body from WireApp.
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_POST
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
 
     def _refuse(self, err) -> None:
         # The rest of the request is unread, so this connection cannot carry
