@@ -179,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response)
 
     # Other methods get a 405 error body from WireApp.
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_POST
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
 
     def _refuse(self, err) -> None:
         # The rest of the request is unread, so this connection cannot carry
@@ -240,13 +240,17 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     @property
     def connection_count(self) -> int:
-        """Connections being served or waiting for their thread."""
+        """Connections being served or waiting for their thread (not those
+        already chosen for eviction, whose threads are exiting)."""
         with self._cond:
-            return len(self._handlers) + self._starting
+            return self._count_locked()
+
+    def _count_locked(self) -> int:
+        return len(self._handlers) - len(self._evicted) + self._starting
 
     def process_request(self, request, client_address) -> None:
         with self._cond:
-            full = len(self._handlers) + self._starting >= self.limits.max_connections
+            full = self._count_locked() >= self.limits.max_connections
             refuse = full and not self._evict_idle_locked()
             if not refuse:
                 self._starting += 1
