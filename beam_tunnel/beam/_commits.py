@@ -61,6 +61,19 @@ class _CommitBook:
         self._lock = threading.Lock()
         self._ledgers: Dict[Tuple[str, str], CheckpointLedger] = {}
         self._channel_locks: Dict[Tuple[str, str], threading.Lock] = {}
+        self._unreported: Dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._unreported[name] = self._unreported.get(name, 0) + 1
+
+    def drain_counts(self) -> Dict[str, int]:
+        """Commit outcomes since the last call. Finalization callbacks run
+        outside any bundle, where Beam metrics are not collected, so the next
+        ``process()`` call reports them."""
+        with self._lock:
+            counts, self._unreported = self._unreported, {}
+        return counts
 
     def committed_position(self, tunnel_id: str, channel_id: str) -> int:
         """The highest position stored for the channel by this process (0 if none)."""
@@ -103,17 +116,17 @@ class _CommitBook:
                     "[commit] channel %s of tunnel %s is no longer held by client %s; commit at position %d "
                     "dropped (%s)", commit.channel_id, tunnel_id, client_id, commit.position, error.code
                 )
-                _counter("commits_dropped").inc()
+                self._count("commits_dropped")
                 return False
             except TunnelError as error:
                 _LOGGER.warning(
                     "[commit] checkpoint of channel %s of tunnel %s failed: %s", commit.channel_id, tunnel_id, error
                 )
-                _counter("commits_failed").inc()
+                self._count("commits_failed")
                 return False
             with self._lock:
                 self._ledgers[key] = ledger.committed(request)
-            _counter("commits").inc()
+            self._count("commits")
             return True
 
     @staticmethod
@@ -163,8 +176,10 @@ COMMIT_BOOK = _CommitBook()
 slot must see what earlier callbacks in the process stored."""
 
 
-def _counter(name: str):
-    return Metrics.counter(_METRICS_NAMESPACE, name)
+def report_commit_metrics() -> None:
+    """Move the commit outcomes counted in finalization into Beam counters."""
+    for name, count in COMMIT_BOOK.drain_counts().items():
+        Metrics.counter(_METRICS_NAMESPACE, name).inc(count)
 
 
 class CommitOnFinalize:

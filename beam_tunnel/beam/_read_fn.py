@@ -40,7 +40,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from beam_tunnel.beam import _tunnel_view
-from beam_tunnel.beam._commits import Commit, CommitOnFinalize
+from beam_tunnel.beam._commits import Commit, CommitOnFinalize, report_commit_metrics
 from beam_tunnel.beam._plan import SlotSpec
 from beam_tunnel.beam._restriction import SlotRestriction, SlotRestrictionCoder, SlotTracker
 from beam_tunnel.beam._settings import ReadSettings
@@ -138,6 +138,7 @@ class _ReadSlotFnBase(beam.DoFn):
         return self._client
 
     def _process(self, spec: SlotSpec, finalizer, tracker, estimator):
+        report_commit_metrics()
         restriction = tracker.current_restriction()
         if restriction.done:
             return

@@ -118,3 +118,23 @@ def test_direct_num_workers_above_one_is_refused(server):
     with pytest.raises(ValueError, match=r"direct_num_workers=2.*silently drops"):
         with beam.Pipeline(options=fnapi_options("--direct_num_workers=2")) as pipeline:
             _ = pipeline | read(server, "orders", "x", tunnel_type="BaseData")
+
+
+def test_metrics_report_what_was_read_and_committed(server, tmp_path):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    make_table(server, "orders", partitions=2)
+    written = write(server, "orders", keys(600))
+    pipeline = beam.Pipeline(options=fnapi_options())
+    _ = pipeline | read(server, "orders", "metered", tunnel_type="BaseData")
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {
+        m.key.metric.name: m.committed
+        for m in result.metrics().query(MetricsFilter().with_namespace("ReadFromTunnel"))["counters"]
+    }
+    assert counters["elements_read"] == len(written)
+    assert counters["bytes_read"] > len(written) * 10
+    assert counters["commits"] >= 2, "each channel's position is committed"
+    assert counters.get("late_records", 0) == 0
+    assert counters.get("commits_failed", 0) == 0
