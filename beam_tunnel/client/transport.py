@@ -128,9 +128,9 @@ class HttpTransport:
       read_timeout_s: seconds to wait for the answer once connected.
       pool_size: connections kept open; extra concurrent requests open a
         connection that is not kept rather than wait.
-      session: a ``requests.Session`` whose headers, cookies, proxies and
-        TLS settings (``verify``, ``cert``) requests use, instead of a new
-        one. Requests go through this transport's own adapter, which bounds
+      session: a ``requests.Session`` whose headers, cookies, proxies,
+        TLS settings (``verify``, ``cert``) and response hooks requests use,
+        instead of a new one. Requests go through this transport's own adapter, which bounds
         each attempt's time, never through adapters mounted on the session;
         nothing is mounted on it, and :meth:`close` does not close it.
     """
@@ -239,7 +239,7 @@ class HttpTransport:
         # No redirects (the adapter never follows them): the signature covers
         # the path, and a request the service did not ask to move should not
         # be re-sent elsewhere.
-        return self._adapter.send(
+        reply = self._adapter.send(
             prepared,
             stream=True,
             timeout=self._timeout,
@@ -247,6 +247,9 @@ class HttpTransport:
             cert=settings["cert"],
             proxies=settings["proxies"],
         )
+        # The session's response hooks still see every answer (headers in,
+        # body not yet read), as they would through session.send().
+        return requests.hooks.dispatch_hook("response", prepared.hooks, reply)
 
     def _read_body(self, operation: str, url: str, reply: requests.Response, attempt: Attempt) -> bytes:
         """The whole body, or an error saying how it fell short or overflowed."""

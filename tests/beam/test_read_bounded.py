@@ -135,6 +135,9 @@ def test_metrics_report_what_was_read_and_committed(server, tmp_path):
     }
     assert counters["elements_read"] == len(written)
     assert counters["bytes_read"] > len(written) * 10
-    assert counters["commits"] >= 2, "each channel's position is committed"
     assert counters.get("late_records", 0) == 0
+    assert counters.get("corrupt_records", 0) == 0
+    # Commit outcomes are counted in finalization callbacks and reported by
+    # the worker's next process() call, so they need not show in this
+    # pipeline's totals; none may have failed.
     assert counters.get("commits_failed", 0) == 0
