@@ -198,36 +198,58 @@ def decode_records(pb_records: Iterable[Any], channel_id: str) -> List[ChangeRec
         reported the same way.
       ProtocolError: a record without an action type this client knows.
     """
-    decode = _pbdecode.decode
-    new = _new_tuple
-    put = ColumnOp.PUT
-    out: List[ChangeRecord] = []
-    for index, pb_record in enumerate(pb_records):
+    pb_records = list(pb_records)
+    actions = []
+    for pb_record in pb_records:
         action = _ACTIONS.get(pb_record.action_type)
         # proto2 enums are closed: a value this client does not know is parked
         # with the unknown fields and the field reads as its default, PUT_ROW.
         if action is None or (action is Action.PUT and not pb_record.HasField("action_type")):
-            raise ProtocolError(
-                f"record {index} of the batch from channel {channel_id!r} has no action_type this client "
-                "knows (missing, or a newer action)"
-            )
-        field = "record"
-        try:
-            row = decode(pb_record.record, False, True, Column, _RECORD_OPS, put)[0]
-            origin = pb_record.origin_record
-            if origin:
-                field = "origin_record"
-                origin_columns = decode(origin, True, True, Column, _RECORD_OPS, put)[0].cells
-            else:
-                origin_columns = ()
-        except _pbdecode.Failure as failure:
-            raise PlainBufferError(
-                f"record {index} of the batch from channel {channel_id!r}, field {field}: {failure.message}",
-                offset=failure.offset,
-                cell=failure.cell,
-            ) from None
-        out.append(new(ChangeRecord, (action, row.primary_key, row.cells, origin_columns, row.sequence, channel_id)))
-    return out
+            break
+        actions.append(action)
+    # Records before the first unknown action are decoded in one call; the
+    # errors come in the order a record-by-record pass would meet them:
+    # record i's action, then its record, then its origin_record.
+    known = len(actions)
+    try:
+        rows = _pbdecode.decode_many(
+            [pb_record.record for pb_record in pb_records[:known]], False, True, Column, _RECORD_OPS, ColumnOp.PUT, tuple
+        )
+    except _pbdecode.Failure as failure:
+        _origin_columns(pb_records[: failure.index], channel_id)
+        raise _record_error(failure, failure.index, "record", channel_id) from None
+    origins = _origin_columns(pb_records[:known], channel_id)
+    if known < len(pb_records):
+        raise ProtocolError(
+            f"record {known} of the batch from channel {channel_id!r} has no action_type this client "
+            "knows (missing, or a newer action)"
+        )
+    new = _new_tuple
+    return [
+        new(ChangeRecord, (action, row[0], row[1], origin, row[3], channel_id))
+        for action, row, origin in zip(actions, rows, origins)
+    ]
+
+
+def _origin_columns(pb_records: List[Any], channel_id: str) -> List[Tuple[Column, ...]]:
+    """The before-image columns of each record (empty when it has none)."""
+    origins: List[Tuple[Column, ...]] = [()] * len(pb_records)
+    for index, pb_record in enumerate(pb_records):
+        origin = pb_record.origin_record
+        if origin:
+            try:
+                origins[index] = _pbdecode.decode(origin, True, True, Column, _RECORD_OPS, ColumnOp.PUT)[0].cells
+            except _pbdecode.Failure as failure:
+                raise _record_error(failure, index, "origin_record", channel_id) from None
+    return origins
+
+
+def _record_error(failure: "_pbdecode.Failure", index: int, field: str, channel_id: str) -> PlainBufferError:
+    return PlainBufferError(
+        f"record {index} of the batch from channel {channel_id!r}, field {field}: {failure.message}",
+        offset=failure.offset,
+        cell=failure.cell,
+    )
 
 
 class CorruptRecord(NamedTuple):

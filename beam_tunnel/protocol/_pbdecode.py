@@ -8,7 +8,13 @@ Written for speed, because every tunnel record passes through it:
   costs more than the comparison);
 * ``struct.Struct`` unpackers read a field and the tag after it in one call;
 * column names repeat in every row, so their text and CRC are cached, and
-  so is the CRC of cell timestamps;
+  so is the CRC of cell timestamps; within one call, the cell headers of the
+  previous row are tried first (one ``startswith``), since the rows of a
+  batch mostly share their columns;
+* long values get their CRC from eight parity checks over the value as one
+  big int instead of a loop per byte;
+* a batch of records is decoded in one call (:func:`decode_many`), so the
+  setup is paid once;
 * bounds are mostly checked by Python itself: an ``IndexError`` or
   ``struct.error`` means the input ended inside a field. Slices never fail,
   so every length-prefixed slice is checked explicitly.
@@ -20,7 +26,8 @@ Raises only :class:`Failure`, which the public functions turn into a
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from beam_tunnel.protocol._crc8 import CRC8_TABLE, crc8
 from beam_tunnel.protocol.rows import AUTO_INCREMENT, INF_MAX, INF_MIN, Cell, CellOp, Row, SequenceInfo
@@ -36,6 +43,7 @@ class Failure(Exception):
         self.message = message
         self.offset = offset
         self.cell = cell
+        self.index = 0  # which input of decode_many
 
 
 _TAG_U32 = struct.Struct("<BI").unpack_from  # a tag, then a uint32
@@ -83,6 +91,65 @@ def _shift_table(zero_bytes: int) -> List[int]:
 
 _SHIFT8 = _shift_table(8)
 
+
+def _parity_crc_tables(max_bytes: int):
+    """What :func:`_long_crc` needs. CRC-8 without init or final XOR is
+    linear: crc(state, data) == L^n(state) ^ crc(0, data), where L feeds one
+    zero byte, and each bit of crc(0, data) is the parity of (data as a
+    big-endian int) AND a fixed mask. A byte's contribution depends only on
+    its distance to the end, and L has a small order, so the masks repeat
+    with that period."""
+    period = 1
+    basis = [1 << bit for bit in range(8)]
+    moved = [CRC8_TABLE[v] for v in basis]
+    while moved != basis:
+        moved = [CRC8_TABLE[v] for v in moved]
+        period += 1
+    masks = [0] * 8
+    contributions = [CRC8_TABLE[1 << bit] for bit in range(8)]  # of each input bit, at distance 0
+    for distance in range(period):
+        for bit, contribution in enumerate(contributions):
+            for out_bit in range(8):
+                if contribution >> out_bit & 1:
+                    masks[out_bit] |= 1 << (8 * distance + bit)
+        contributions = [CRC8_TABLE[c] for c in contributions]
+    block = 8 * period
+    blocks = -(-max_bytes // period)
+    repeat = ((1 << (block * blocks)) - 1) // ((1 << block) - 1)  # 1 in every block: no carries
+    shifts = []
+    states = list(range(256))
+    for _ in range(period):
+        shifts.append(states)
+        states = [CRC8_TABLE[state] for state in states]
+    return period, tuple(mask * repeat for mask in masks), shifts
+
+
+# Values at least this long take _long_crc (below it the byte loop is
+# faster); int.bit_count needs Python 3.10.
+LONG_VALUE = 64 if hasattr(int, "bit_count") else sys.maxsize
+_PARITY_MAX = 4096  # bytes per big-int step
+_PERIOD, _PARITY_MASKS, _SHIFTS = _parity_crc_tables(_PARITY_MAX)
+
+
+def _long_crc(crc: int, data: bytes, start: int, end: int) -> int:
+    """``crc`` continued over ``data[start:end]`` (see _parity_crc_tables)."""
+    m0, m1, m2, m3, m4, m5, m6, m7 = _PARITY_MASKS
+    while start < end:
+        stop = min(end, start + _PARITY_MAX)
+        value = int.from_bytes(data[start:stop], "big")
+        crc = _SHIFTS[(stop - start) % _PERIOD][crc] ^ (
+            ((value & m0).bit_count() & 1)
+            | ((value & m1).bit_count() & 1) << 1
+            | ((value & m2).bit_count() & 1) << 2
+            | ((value & m3).bit_count() & 1) << 3
+            | ((value & m4).bit_count() & 1) << 4
+            | ((value & m5).bit_count() & 1) << 5
+            | ((value & m6).bit_count() & 1) << 6
+            | ((value & m7).bit_count() & 1) << 7
+        )
+        start = stop
+    return crc
+
 _new_tuple = tuple.__new__
 
 
@@ -128,11 +195,28 @@ def decode(
     Raises:
       Failure: whatever is wrong, with its offset.
     """
-    size = len(data)
-    if size < 4 or data[:4] != HEADER:
-        if not size:
-            raise Failure("empty input, expected a PlainBuffer header", 0)
-        raise Failure(f"bad header {data[:4].hex()}, expected 75000000", 0)
+    return decode_many((data,), pk_optional, single, cell_type, ops, put, Row)
+
+
+def decode_many(
+    inputs: Sequence[bytes],
+    pk_optional: bool,
+    single: bool,
+    cell_type: type,
+    ops: Dict[int, Any],
+    put: Any,
+    row_type: type,
+) -> list:
+    """Decode several inputs (each header + rows) in one call, as
+    :func:`decode` does one; returns the rows of all of them, in order.
+
+    ``row_type`` is what each row is built as from (primary key, cells,
+    deleted, sequence): :class:`Row`, or ``tuple`` for a caller that reads
+    the four fields itself.
+
+    Raises:
+      Failure: as :func:`decode`; ``index`` tells which input.
+    """
     table = CRC8_TABLE
     tag_u32 = _TAG_U32
     u32 = _U32
@@ -142,162 +226,199 @@ def decode(
     new = _new_tuple
     shift8 = _SHIFT8
     timestamp_crcs_get = _TIMESTAMP_CRCS.get
-    rows: List[Row] = []
-    pos = 4
+    long_value = LONG_VALUE
+    # Per cell number in a row: (wire bytes from CELL to the end of the
+    # name, name, name CRC, their length), from the previous row.
+    headers: List[Optional[Tuple[bytes, str, int, int]]] = []
+    rows: list = []
+    index = 0
+    pos = 0
+    size = 0
     name = None
     try:
-        while pos < size:
-            row_start = pos
-            keys: list = []
-            cells: list = []
-            row_crc = 0
-            in_keys = True
-            tag = data[pos]
-            if tag == 1:  # ROW_PK
-                pos += 1
+        for data in inputs:
+            size = len(data)
+            if size < 4 or data[:4] != HEADER:
+                if not size:
+                    raise Failure("empty input, expected a PlainBuffer header", 0)
+                raise Failure(f"bad header {data[:4].hex()}, expected 75000000", 0)
+            pos = 4
+            rows_before = len(rows)
+            while pos < size:
+                row_start = pos
+                keys: list = []
+                cells: list = []
+                row_crc = 0
+                in_keys = True
+                cell_number = 0
                 tag = data[pos]
-            elif not pk_optional:
-                raise Failure(f"expected ROW_PK (0x01) at the start of a row, found 0x{tag:02x}", pos)
-            elif tag == 3:
-                raise Failure("cell before ROW_DATA in a row without ROW_PK", pos)
-            while True:
-                if tag == 3:  # CELL, then CELL_NAME len32 name
-                    cell_start = pos
-                    name_tag, length = tag_u32(data, pos + 1)
-                    if name_tag != 4:
-                        raise Failure(f"expected CELL_NAME (0x04) after CELL, found 0x{name_tag:02x}", pos + 1)
-                    pos += 6
-                    end = pos + length
-                    if end > size:
-                        raise Failure(f"cell name of {length} bytes runs past the end ({size} bytes)", pos - 4)
-                    raw = data[pos:end]
-                    name, crc = names_get(raw) or _name_entry(raw)
-                    pos = end
-                    tag = data[pos]
-                    value = None
-                    if tag == 5:  # CELL_VALUE len32 (not checked, as in the SDKs) type payload
-                        start = pos + 5
-                        kind = data[start]
-                        if kind == 3:  # STRING
-                            (length,) = u32(data, start + 1)
-                            pos = start + 5 + length
-                            if pos > size:
-                                raise Failure(f"string of {length} bytes runs past the end", start + 1, name)
-                            value = data[start + 5 : pos].decode("utf-8")
-                            tag = data[pos]
-                        elif kind == 0:  # INTEGER
-                            value, tag = i64_tag(data, start + 1)
-                            pos = start + 9
-                        elif kind == 1:  # DOUBLE
-                            value, tag = f64_tag(data, start + 1)
-                            pos = start + 9
-                        elif kind == 7:  # BLOB
-                            (length,) = u32(data, start + 1)
-                            pos = start + 5 + length
-                            if pos > size:
-                                raise Failure(f"blob of {length} bytes runs past the end", start + 1, name)
-                            value = data[start + 5 : pos]
-                            tag = data[pos]
-                        elif kind == 2:  # BOOLEAN
-                            value = data[start + 1] != 0
-                            pos = start + 2
-                            tag = data[pos]
-                        elif kind == 9:
-                            value = INF_MIN
-                            pos = start + 1
-                            tag = data[pos]
-                        elif kind == 10:
-                            value = INF_MAX
-                            pos = start + 1
-                            tag = data[pos]
-                        elif kind == 11:
-                            value = AUTO_INCREMENT
-                            pos = start + 1
-                            tag = data[pos]
-                        else:
-                            raise Failure(f"unknown value type 0x{kind:02x}", start, name)
-                        if kind == 2:
-                            # The checksum takes the boolean as 0/1, whatever byte was sent.
-                            crc = table[table[crc ^ 2] ^ value]
-                        else:
-                            for byte in data[start:pos]:
-                                crc = table[crc ^ byte]
-                    op = put
-                    if tag == 6:  # CELL_TYPE
-                        op_byte = data[pos + 1]
-                        op = ops.get(op_byte)
-                        if op is None:
-                            raise Failure(f"unexpected cell type 0x{op_byte:02x}", pos + 1, name)
-                        pos += 2
-                        tag = data[pos]
-                    timestamp = None
-                    if tag == 7:  # CELL_TIMESTAMP
-                        timestamp, tag = i64_tag(data, pos + 1)
-                        ts_crc = timestamp_crcs_get(timestamp)
-                        if ts_crc is None:
-                            ts_crc = _timestamp_entry(timestamp)
-                        crc = shift8[crc] ^ ts_crc
-                        pos += 9
-                    if op is not put:
-                        # The checksum takes the op after the timestamp; the wire, before.
-                        crc = table[crc ^ op_byte]
-                    if tag != 10:  # CELL_CHECKSUM
-                        raise Failure(f"expected CELL_CHECKSUM (0x0a), found 0x{tag:02x}", pos, name)
-                    stored = data[pos + 1]
-                    if stored != crc:
-                        message = f"cell checksum mismatch: stored 0x{stored:02x}, computed 0x{crc:02x}"
-                        raise Failure(message, pos + 1, name)
-                    row_crc = table[row_crc ^ crc]
-                    pos += 2
-                    if not in_keys:
-                        cells.append(new(cell_type, (name, value, timestamp, op)))
-                    elif value is None or op is not put or timestamp is not None:
-                        message = "a primary-key cell needs a value and no cell type or timestamp"
-                        raise Failure(message, cell_start, name)
-                    else:
-                        keys.append((name, value))
-                    name = None
-                    tag = data[pos]
-                elif tag == 2 and in_keys:  # ROW_DATA
-                    in_keys = False
+                if tag == 1:  # ROW_PK
                     pos += 1
                     tag = data[pos]
-                else:
+                elif not pk_optional:
+                    raise Failure(f"expected ROW_PK (0x01) at the start of a row, found 0x{tag:02x}", pos)
+                elif tag == 3:
+                    raise Failure("cell before ROW_DATA in a row without ROW_PK", pos)
+                while True:
+                    if tag == 3:  # CELL, then CELL_NAME len32 name
+                        cell_start = pos
+                        known = headers[cell_number] if cell_number < len(headers) else None
+                        if known is not None and data.startswith(known[0], pos):
+                            _, name, crc, length = known
+                            pos += length
+                        else:
+                            name_tag, length = tag_u32(data, pos + 1)
+                            if name_tag != 4:
+                                raise Failure(f"expected CELL_NAME (0x04) after CELL, found 0x{name_tag:02x}", pos + 1)
+                            pos += 6
+                            end = pos + length
+                            if end > size:
+                                raise Failure(f"cell name of {length} bytes runs past the end ({size} bytes)", pos - 4)
+                            raw = data[pos:end]
+                            name, crc = names_get(raw) or _name_entry(raw)
+                            pos = end
+                            if length <= 255:
+                                entry = (data[cell_start:end], name, crc, end - cell_start)
+                                if cell_number < len(headers):
+                                    headers[cell_number] = entry
+                                elif cell_number == len(headers):
+                                    headers.append(entry)
+                        cell_number += 1
+                        tag = data[pos]
+                        value = None
+                        if tag == 5:  # CELL_VALUE len32 (not checked, as in the SDKs) type payload
+                            start = pos + 5
+                            kind = data[start]
+                            if kind == 3:  # STRING
+                                (length,) = u32(data, start + 1)
+                                pos = start + 5 + length
+                                if pos > size:
+                                    raise Failure(f"string of {length} bytes runs past the end", start + 1, name)
+                                value = data[start + 5 : pos].decode("utf-8")
+                                tag = data[pos]
+                            elif kind == 0:  # INTEGER
+                                value, tag = i64_tag(data, start + 1)
+                                pos = start + 9
+                            elif kind == 1:  # DOUBLE
+                                value, tag = f64_tag(data, start + 1)
+                                pos = start + 9
+                            elif kind == 7:  # BLOB
+                                (length,) = u32(data, start + 1)
+                                pos = start + 5 + length
+                                if pos > size:
+                                    raise Failure(f"blob of {length} bytes runs past the end", start + 1, name)
+                                value = data[start + 5 : pos]
+                                tag = data[pos]
+                            elif kind == 2:  # BOOLEAN
+                                value = data[start + 1] != 0
+                                pos = start + 2
+                                tag = data[pos]
+                            elif kind == 9:
+                                value = INF_MIN
+                                pos = start + 1
+                                tag = data[pos]
+                            elif kind == 10:
+                                value = INF_MAX
+                                pos = start + 1
+                                tag = data[pos]
+                            elif kind == 11:
+                                value = AUTO_INCREMENT
+                                pos = start + 1
+                                tag = data[pos]
+                            else:
+                                raise Failure(f"unknown value type 0x{kind:02x}", start, name)
+                            if kind == 2:
+                                # The checksum takes the boolean as 0/1, whatever byte was sent.
+                                crc = table[table[crc ^ 2] ^ value]
+                            elif pos - start < long_value:
+                                for byte in data[start:pos]:
+                                    crc = table[crc ^ byte]
+                            else:
+                                crc = _long_crc(crc, data, start, pos)
+                        op = put
+                        if tag == 6:  # CELL_TYPE
+                            op_byte = data[pos + 1]
+                            op = ops.get(op_byte)
+                            if op is None:
+                                raise Failure(f"unexpected cell type 0x{op_byte:02x}", pos + 1, name)
+                            pos += 2
+                            tag = data[pos]
+                        timestamp = None
+                        if tag == 7:  # CELL_TIMESTAMP
+                            timestamp, tag = i64_tag(data, pos + 1)
+                            ts_crc = timestamp_crcs_get(timestamp)
+                            if ts_crc is None:
+                                ts_crc = _timestamp_entry(timestamp)
+                            crc = shift8[crc] ^ ts_crc
+                            pos += 9
+                        if op is not put:
+                            # The checksum takes the op after the timestamp; the wire, before.
+                            crc = table[crc ^ op_byte]
+                        if tag != 10:  # CELL_CHECKSUM
+                            raise Failure(f"expected CELL_CHECKSUM (0x0a), found 0x{tag:02x}", pos, name)
+                        stored = data[pos + 1]
+                        if stored != crc:
+                            message = f"cell checksum mismatch: stored 0x{stored:02x}, computed 0x{crc:02x}"
+                            raise Failure(message, pos + 1, name)
+                        row_crc = table[row_crc ^ crc]
+                        pos += 2
+                        if not in_keys:
+                            cells.append(new(cell_type, (name, value, timestamp, op)))
+                        elif value is None or op is not put or timestamp is not None:
+                            message = "a primary-key cell needs a value and no cell type or timestamp"
+                            raise Failure(message, cell_start, name)
+                        else:
+                            keys.append((name, value))
+                        name = None
+                        tag = data[pos]
+                    elif tag == 2 and in_keys:  # ROW_DATA
+                        in_keys = False
+                        pos += 1
+                        tag = data[pos]
+                    else:
+                        break
+                deleted = tag == 8  # DELETE_ROW_MARKER
+                if deleted:
+                    pos += 1
+                    tag = data[pos]
+                sequence = None
+                if tag == 11:  # EXTENSION
+                    # Fast path for the extension every stream record has: just
+                    # SEQ_INFO. Anything else takes the general reader.
+                    if data[pos : pos + 11] == SEQ_ONLY_START and data[pos + 15] == 14 and data[pos + 24] == 15:
+                        sequence = new(SequenceInfo, _SEQ_NUMBERS(data, pos + 11))
+                        pos += 29
+                    else:
+                        pos, sequence = _decode_extension(data, pos)
+                    tag = data[pos]
+                if tag != 9:  # ROW_CHECKSUM
+                    raise Failure(f"expected ROW_CHECKSUM (0x09), found 0x{tag:02x}", pos)
+                row_crc = table[row_crc ^ deleted]
+                stored = data[pos + 1]
+                if stored != row_crc:
+                    raise Failure(f"row checksum mismatch: stored 0x{stored:02x}, computed 0x{row_crc:02x}", pos + 1)
+                pos += 2
+                if not keys and not pk_optional:
+                    raise Failure("row has no primary-key cells", row_start)
+                rows.append(new(row_type, (tuple(keys), tuple(cells), deleted, sequence)))
+                if single:
+                    if pos != size:
+                        raise Failure(f"unexpected bytes after the row ({size - pos} left over)", pos)
                     break
-            deleted = tag == 8  # DELETE_ROW_MARKER
-            if deleted:
-                pos += 1
-                tag = data[pos]
-            sequence = None
-            if tag == 11:  # EXTENSION
-                # Fast path for the extension every stream record has: just
-                # SEQ_INFO. Anything else takes the general reader.
-                if data[pos : pos + 11] == SEQ_ONLY_START and data[pos + 15] == 14 and data[pos + 24] == 15:
-                    sequence = new(SequenceInfo, _SEQ_NUMBERS(data, pos + 11))
-                    pos += 29
-                else:
-                    pos, sequence = _decode_extension(data, pos)
-                tag = data[pos]
-            if tag != 9:  # ROW_CHECKSUM
-                raise Failure(f"expected ROW_CHECKSUM (0x09), found 0x{tag:02x}", pos)
-            row_crc = table[row_crc ^ deleted]
-            stored = data[pos + 1]
-            if stored != row_crc:
-                raise Failure(f"row checksum mismatch: stored 0x{stored:02x}, computed 0x{row_crc:02x}", pos + 1)
-            pos += 2
-            if not keys and not pk_optional:
-                raise Failure("row has no primary-key cells", row_start)
-            rows.append(new(Row, (tuple(keys), tuple(cells), deleted, sequence)))
-            if single:
-                if pos != size:
-                    raise Failure(f"unexpected bytes after the row ({size - pos} left over)", pos)
-                break
+            if single and len(rows) == rows_before:
+                raise Failure("no row after the header", 4)
+            index += 1
+    except Failure as failure:
+        failure.index = index
+        raise
     except (IndexError, struct.error):
-        raise Failure(f"input ends inside a field ({size} bytes in all)", min(pos, size), name) from None
+        failure = Failure(f"input ends inside a field ({size} bytes in all)", min(pos, size), name)
+        failure.index = index
+        raise failure from None
     except UnicodeDecodeError as err:
-        raise Failure(f"text is not valid UTF-8 ({err.reason})", pos, name) from None
-    if single and not rows:
-        raise Failure("no row after the header", 4)
+        failure = Failure(f"text is not valid UTF-8 ({err.reason})", pos, name)
+        failure.index = index
+        raise failure from None
     return rows
 
 
