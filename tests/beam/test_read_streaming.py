@@ -1,10 +1,16 @@
-"""Unbounded ReadFromTunnel on real streaming runners (Prism, Flink).
+"""Unbounded ReadFromTunnel on a real streaming runner.
 
 FnApiRunner holds an SDF's watermark until the source ends, so these run
-only where watermarks really move: windows must fire while the source is
-still running, checkpoints must advance on the service during the run, and
-no record may fall behind the watermark (each window's on-time count equals
-the writes in it; allowed lateness 0 would drop a late record).
+where watermarks really move: windows must fire while the source is still
+running, checkpoints must advance on the service during the run, and no
+record may fall behind the watermark (each window's on-time count equals
+the records in it; allowed lateness 0 would drop a late record).
+
+Prism only: the Flink job server Maven Central serves here is Beam 2.62,
+which drops a Python SDF's self-checkpointed residuals (fixed in Beam 2.76,
+apache/beam#39191; see README "Beam runners"): an unbounded read there
+stops after its first bundles. Bounded reads run on Flink
+(test_read_runners.py).
 """
 
 from __future__ import annotations
@@ -47,9 +53,7 @@ def _writer(server, table: str, stop: threading.Event, written: list, prefix_let
         stop.wait(0.2)
 
 
-@pytest.mark.parametrize(
-    "runner", [pytest.param("prism", marks=pytest.mark.prism), pytest.param("flink", marks=pytest.mark.flink)]
-)
+@pytest.mark.parametrize("runner", [pytest.param("prism", marks=pytest.mark.prism)])
 def test_windows_fire_while_the_source_runs_and_no_record_is_late(server, tmp_path, runner):
     make_table(server, "events", partitions=3)
     client = client_of(server)
@@ -130,9 +134,7 @@ def _write_times(client, table):
     return times
 
 
-@pytest.mark.parametrize(
-    "runner", [pytest.param("prism", marks=pytest.mark.prism), pytest.param("flink", marks=pytest.mark.flink)]
-)
+@pytest.mark.parametrize("runner", [pytest.param("prism", marks=pytest.mark.prism)])
 def test_no_record_is_late_through_a_split_a_merge_and_a_channel_move(server, tmp_path, runner):
     """Every record the source emits lands in an on-time pane: with allowed
     lateness 0 a late record would be dropped, and its window's count would
