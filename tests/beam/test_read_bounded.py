@@ -141,3 +141,17 @@ def test_metrics_report_what_was_read_and_committed(server, tmp_path):
     # the worker's next process() call, so they need not show in this
     # pipeline's totals; none may have failed.
     assert counters.get("commits_failed", 0) == 0
+
+
+def test_drain_stops_an_unbounded_read(server, tmp_path):
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    make_table(server, "orders", partitions=2)
+    client_of(server).create_tunnel("orders", "tail", "Stream")
+    write(server, "orders", keys(100))
+    log = str(tmp_path / "out.jsonl")
+    started = time.time()
+    with beam.Pipeline(runner=FnApiRunner(is_drain=True), options=fnapi_options()) as pipeline:
+        _ = pipeline | read(server, "orders", "tail", tunnel_type="Stream") | beam.ParDo(RecordLog(log))
+    assert time.time() - started < 60, "a drained unbounded read ends"
+    assert read_log(log) == [], "truncate stops the read before it emits more"
