@@ -46,6 +46,7 @@ from beam_tunnel.beam._restriction import SlotRestriction, SlotRestrictionCoder,
 from beam_tunnel.beam._settings import ReadSettings
 from beam_tunnel.beam._slot import SlotCall
 from beam_tunnel.client.models import ChannelType, TunnelType
+from beam_tunnel.errors import TunnelError
 from beam_tunnel.records import CorruptRecord
 from beam_tunnel.worker.polling import PollBackoff
 
@@ -235,7 +236,13 @@ class _ReadSlotFnBase(beam.DoFn):
 
     def _advance_watermark(self, client, estimator) -> None:
         settings = self._settings
-        description = _tunnel_view.describe(client, settings.table, settings.tunnel, settings.watermark_refresh_s)
+        try:
+            description = _tunnel_view.describe(client, settings.table, settings.tunnel,
+                                                settings.watermark_refresh_s)
+        except TunnelError as error:
+            # The watermark only waits; the records already emitted stand.
+            _LOGGER.warning("[watermark] DescribeTunnel of %s failed (%s); watermark kept", settings.tunnel, error)
+            return
         bound = _tunnel_view.watermark_bound_us(description)
         if bound is not None:
             _advance(estimator, bound)
