@@ -43,6 +43,23 @@ class _WindowLog(beam.DoFn):
             out.write(line + "\n")
 
 
+def _run_windowed_counts(server, runner, windows_log, emitted_log=None):
+    """Start (not wait for) a streaming pipeline: the tunnel 'live' of table
+    'events' -> [RecordLog] -> fixed windows, allowed lateness 0 -> counts."""
+    pipeline = beam.Pipeline(options=pipeline_options(runner, streaming=True))
+    records = pipeline | read(server, "events", "live", tunnel_type="Stream", max_bundle_seconds=0.5)
+    if emitted_log is not None:
+        records = records | beam.ParDo(RecordLog(emitted_log))
+    _ = (
+        records
+        | beam.WindowInto(window.FixedWindows(_WINDOW_S), trigger=trigger.AfterWatermark(),
+                          accumulation_mode=trigger.AccumulationMode.DISCARDING, allowed_lateness=0)
+        | beam.combiners.Count.Globally().without_defaults()
+        | beam.ParDo(_WindowLog(windows_log))
+    )
+    return pipeline.run()
+
+
 def _writer(server, table: str, stop: threading.Event, written: list, prefix_letters: str) -> None:
     """About 40 writes a second to the partitions of ``prefix_letters``."""
     index = 0
@@ -59,17 +76,7 @@ def test_windows_fire_while_the_source_runs_and_no_record_is_late(server, tmp_pa
     client = client_of(server)
     client.create_tunnel("events", "live", "Stream")
     log = str(tmp_path / "windows.jsonl")
-    options = pipeline_options(runner, streaming=True)
-    pipeline = beam.Pipeline(options=options)
-    _ = (
-        pipeline
-        | read(server, "events", "live", tunnel_type="Stream", max_bundle_seconds=0.5)
-        | beam.WindowInto(window.FixedWindows(_WINDOW_S), trigger=trigger.AfterWatermark(),
-                          accumulation_mode=trigger.AccumulationMode.DISCARDING, allowed_lateness=0)
-        | beam.combiners.Count.Globally().without_defaults()
-        | beam.ParDo(_WindowLog(log))
-    )
-    result = pipeline.run()
+    result = _run_windowed_counts(server, runner, log)
     stop, written = threading.Event(), []
     # Only keys starting with 'a' are written: the other channels stay idle
     # and must not hold the windows back.
@@ -143,17 +150,7 @@ def test_no_record_is_late_through_a_split_a_merge_and_a_channel_move(server, tm
     client = client_of(server)
     tunnel_id = client.create_tunnel("events", "live", "Stream")
     emitted, windows = str(tmp_path / "emitted.jsonl"), str(tmp_path / "windows.jsonl")
-    pipeline = beam.Pipeline(options=pipeline_options(runner, streaming=True))
-    _ = (
-        pipeline
-        | read(server, "events", "live", tunnel_type="Stream", max_bundle_seconds=0.5)
-        | beam.ParDo(RecordLog(emitted))
-        | beam.WindowInto(window.FixedWindows(_WINDOW_S), trigger=trigger.AfterWatermark(),
-                          accumulation_mode=trigger.AccumulationMode.DISCARDING, allowed_lateness=0)
-        | beam.combiners.Count.Globally().without_defaults()
-        | beam.ParDo(_WindowLog(windows))
-    )
-    result = pipeline.run()
+    result = _run_windowed_counts(server, runner, windows, emitted_log=emitted)
     stop, written = threading.Event(), []
     writer = threading.Thread(target=_writer, args=(server, "events", stop, written, "acegikmoqsuwy"), daemon=True)
     writer.start()
