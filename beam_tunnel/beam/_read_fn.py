@@ -42,6 +42,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from beam_tunnel.beam import _tunnel_view
 from beam_tunnel.beam._commits import Commit, CommitOnFinalize, report_commit_metrics
 from beam_tunnel.beam._plan import SlotSpec
+from beam_tunnel.beam._prefetch import Prefetcher
 from beam_tunnel.beam._restriction import SlotRestriction, SlotRestrictionCoder, SlotTracker
 from beam_tunnel.beam._settings import ReadSettings
 from beam_tunnel.beam._slot import SlotCall
@@ -117,6 +118,7 @@ class _ReadSlotFnBase(beam.DoFn):
     def __init__(self, settings: ReadSettings) -> None:
         self._settings = settings
         self._client = None
+        self._prefetcher = None
         self._elements = Metrics.counter(_NAMESPACE, "elements_read")
         self._bytes = Metrics.counter(_NAMESPACE, "bytes_read")
         self._late = Metrics.counter(_NAMESPACE, "late_records")
@@ -127,8 +129,12 @@ class _ReadSlotFnBase(beam.DoFn):
 
     def setup(self) -> None:
         self._client = self._settings.new_client()
+        self._prefetcher = Prefetcher(self._client)
 
     def teardown(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -145,7 +151,8 @@ class _ReadSlotFnBase(beam.DoFn):
             return
         settings = self._settings
         client = self._ensure_client()
-        call = SlotCall(client, settings, restriction, spec.snapshot_us, spec.stop_us, self._stream_channel)
+        call = SlotCall(client, settings, restriction, spec.snapshot_us, spec.stop_us, self._stream_channel,
+                        self._prefetcher)
         claimed_commits: Dict[str, Commit] = {}
         pending: Dict[str, Commit] = {}
         straddles = []
@@ -211,12 +218,20 @@ class _ReadSlotFnBase(beam.DoFn):
         current = estimator.current_watermark()
         watermark_us = current.micros if current is not None else None
         now_us = time.time() * 1e6
+        late = 0
+        stamp_us, stamp = None, None
         for record, event_us in batch.records:
             if watermark_us is not None and event_us < watermark_us:
-                self._late.inc()
-            if record.sequence is not None:
-                self._lag.update(int((now_us - event_us) / 1000))
-            yield TimestampedValue(record, Timestamp(micros=event_us))
+                late += 1
+            if event_us != stamp_us:
+                # Full-data records share one event time: one Timestamp serves.
+                stamp_us, stamp = event_us, Timestamp(micros=event_us)
+            yield TimestampedValue(record, stamp)
+        if late:
+            self._late.inc(late)
+        if batch.records and batch.records[-1][0].sequence is not None:
+            # Per batch, not per record: the lag of the newest change emitted.
+            self._lag.update(int((now_us - batch.records[-1][1]) / 1000))
         self._elements.inc(len(batch.records))
         self._bytes.inc(batch.size_bytes)
         if batch.corrupt:

@@ -30,6 +30,7 @@ import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from beam_tunnel.beam._commits import Commit, Straddle, commit_position, straddle_emitted
+from beam_tunnel.beam._prefetch import Prefetcher
 from beam_tunnel.beam._restriction import ChannelCursor, SlotRestriction
 from beam_tunnel.beam._settings import ReadSettings
 from beam_tunnel.client.models import FINISHED_TOKEN, ChannelStatus
@@ -76,9 +77,11 @@ class SlotCall:
         snapshot_us: int,
         stop_us: Optional[int],
         is_stream: Callable[[str], bool],
+        reader: Optional[Prefetcher] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._reader = reader
         self._settings = settings
         self.state = restriction
         self._snapshot_us = snapshot_us
@@ -237,11 +240,15 @@ class SlotCall:
     def _read(self, cursor: ChannelCursor) -> Optional[Batch]:
         state = self.state
         channel_id = cursor.channel_id
+        keep_corrupt = self._settings.dead_letter
         try:
-            result = self._client.read_records(
-                state.tunnel_id, state.client_id, channel_id, cursor.token,
-                **({"keep_corrupt": True} if self._settings.dead_letter else {}),
-            )
+            if self._reader is not None:
+                result = self._reader.read(state.tunnel_id, state.client_id, channel_id, cursor.token, keep_corrupt)
+            elif keep_corrupt:
+                result = self._client.read_records(state.tunnel_id, state.client_id, channel_id, cursor.token,
+                                                   keep_corrupt=True)
+            else:
+                result = self._client.read_records(state.tunnel_id, state.client_id, channel_id, cursor.token)
         except ResourceGoneError:
             # Taken away (or the lease is gone): stop, let the heartbeat tell.
             self._replace(dataclasses.replace(
@@ -276,6 +283,8 @@ class SlotCall:
             stopped=cursor.stopped or stopped, last_event_us=last_event,
         )
         self._replace(new_cursor)
+        if self._reader is not None and not caught_up and new_cursor.readable and new_token != FINISHED_TOKEN:
+            self._reader.start(state.tunnel_id, state.client_id, channel_id, new_token, keep_corrupt)
         commit = None if truncated else Commit(channel_id, new_token, new_cursor.position)
         straddle = Straddle(channel_id, cursor.token, already + len(records)) if truncated and records else None
         return Batch(self.state, channel_id, tuple(records), corrupt, result.size_bytes, commit, straddle)
