@@ -24,10 +24,13 @@ Stable API (other test files depend on these names):
       ``--flink_job_server_jar`` = the cached job server, ``--job_endpoint`` =
       that job server shared by the session, LOOPBACK, ``--parallelism=1``,
       ``--checkpointing_interval=1000`` (bundle finalization runs only after a
-      Flink checkpoint), ``--shutdown_sources_after_idle_ms=10000`` (with
-      checkpointing on, Flink would otherwise never end a streaming job; a
-      streaming pipeline on Flink so lasts at least 10 s). Flink here is the
-      2.62.0 job server: see README "Beam runners" for what it does.
+      Flink checkpoint), ``--finish_bundle_before_checkpointing`` (without
+      it a checkpoint lost self-checkpointing SDFs' residuals),
+      ``--shutdown_sources_after_idle_ms=10000`` (with checkpointing on,
+      Flink would otherwise never end a streaming job; a streaming pipeline
+      on Flink so lasts at least 10 s). Flink here is the 2.62.0 job server:
+      see README "Beam runners" for what it does. Portable Flink refuses a
+      DoFn with a bundle finalizer in batch mode: use ``streaming=True``.
 
 ``require_runner(runner) -> None``
     Returns if ``runner`` is installed. Otherwise, with ``CI=true`` it raises
@@ -244,6 +247,9 @@ def pipeline_options(runner: str, *, streaming: bool = False, **extra) -> Pipeli
                 flink_job_server_jar=flink_job_server_jar(),
                 parallelism=1,
                 checkpointing_interval=_FLINK_CHECKPOINT_INTERVAL_MS,
+                # Without it, a Flink checkpoint taken while an SDF residual
+                # waits for its resume timer lost the residual in most runs.
+                finish_bundle_before_checkpointing=True,
                 shutdown_sources_after_idle_ms=_FLINK_SOURCE_IDLE_SHUTDOWN_MS,
             )
     flags["streaming"] = streaming

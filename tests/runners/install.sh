@@ -19,6 +19,16 @@ export GOFLAGS="${GOFLAGS:-} -modcacherw"
 
 log() { printf 'runners: %s\n' "$*" >&2; }
 
+# Like the npm check of `make node`: without the tool, the runner's tests
+# are skipped with a reason, except under CI=true, where they must run.
+missing_tool() {
+    if [[ "${CI:-}" == "true" ]]; then
+        log "$1 (CI=true: failing)"
+        return 1
+    fi
+    log "$1: its tests will be skipped"
+}
+
 install_prism() {
     local dest="$cache/prism/$PRISM_VERSION"
     if [[ -x "$dest/prism" ]]; then
@@ -29,8 +39,8 @@ install_prism() {
     go_bin="$(command -v go || true)"
     [[ -z "$go_bin" && -x /usr/local/go/bin/go ]] && go_bin=/usr/local/go/bin/go
     if [[ -z "$go_bin" ]]; then
-        log "go not found (PATH or /usr/local/go/bin): cannot build prism"
-        return 1
+        missing_tool "go not found (PATH or /usr/local/go/bin): cannot build prism"
+        return
     fi
     log "building prism $PRISM_VERSION with $("$go_bin" version) (a few minutes, once)"
     local tmp="$dest.tmp.$$"
@@ -47,17 +57,18 @@ install_flink() {
         log "flink job server cached at $dest/job-server.jar"
         return
     fi
-    if ! command -v mvn >/dev/null || ! command -v jar >/dev/null; then
-        log "mvn and a JDK (jar) are needed to install the flink job server"
-        return 1
+    if ! command -v mvn >/dev/null || ! command -v jar >/dev/null || ! command -v java >/dev/null; then
+        missing_tool "mvn and a JDK 11+ (java, jar) are needed for the flink job server"
+        return
     fi
     log "fetching $FLINK_RUNNER_ARTIFACT $FLINK_RUNNER_VERSION and its dependencies from Maven Central"
     local tmp="$dest.tmp.$$"
     rm -rf "$tmp" && mkdir -p "$tmp"
     sed -e "s/@ARTIFACT@/$FLINK_RUNNER_ARTIFACT/" -e "s/@VERSION@/$FLINK_RUNNER_VERSION/" \
         "$here/flink-job-server.pom.xml" > "$tmp/pom.xml"
-    mvn -B -q -Dstyle.color=never -f "$tmp/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp/lib"
+    # Debian's Maven 3.8 prints colour resets even when quiet: strip them.
+    mvn -B -q -f "$tmp/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp/lib" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
     # The published job server is one shaded jar; Maven Central here only has
     # the unshaded runner, so a manifest-only jar puts lib/*.jar on the class
     # path and names the driver. `java -jar job-server.jar` then behaves like
