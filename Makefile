@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 NODE_DIR := tests/node
 
-.PHONY: demo demo-worker test bench protos node chromium postgres compat clean
+.PHONY: demo demo-worker test bench protos node chromium postgres compat runners clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,12 @@ postgres:
 compat: $(VENV)/.installed
 	$(PY) tests/compat/sdk_build.py
 
-test: $(VENV)/.installed node chromium postgres compat
+# The real Beam runners (Prism, Flink) the pipeline tests run on, built or
+# fetched once into a cache outside the repo (see README "Beam runners").
+runners:
+	tests/runners/install.sh
+
+test: $(VENV)/.installed node chromium postgres compat runners
 	$(PY) -m pytest
 
 # The main job: a Beam pipeline syncs a changing table into SQLite and proves
