@@ -24,14 +24,19 @@ Stable API (other test files depend on these names):
       ``--flink_job_server_jar`` = the cached job server, ``--job_endpoint`` =
       that job server shared by the session, LOOPBACK, ``--parallelism=1``,
       ``--checkpointing_interval=1000`` (bundle finalization runs only after a
-      Flink checkpoint), ``--shutdown_sources_after_idle_ms=1000`` (with
-      checkpointing on, Flink would otherwise never end a streaming job whose
-      sources are done).
+      Flink checkpoint), ``--shutdown_sources_after_idle_ms=10000`` (with
+      checkpointing on, Flink would otherwise never end a streaming job; a
+      streaming pipeline on Flink so lasts at least 10 s). Flink here is the
+      2.62.0 job server: see README "Beam runners" for what it does.
 
 ``require_runner(runner) -> None``
     Returns if ``runner`` is installed. Otherwise, with ``CI=true`` it raises
     ``RunnerMissing`` (the test fails); elsewhere it calls ``pytest.skip`` with
     the one command that installs it (``make runners``).
+
+``runner_params() -> list``
+    ``RUNNERS`` as marked ``pytest.param``s, for a module- or session-scoped
+    fixture that runs one pipeline per runner.
 
 ``stop_job_servers() -> None``
     Stops every shared job server this process started and checks that its
@@ -73,6 +78,10 @@ INSTALL_COMMAND = "make runners"
 
 _RUNNERS_DIR = Path(__file__).resolve().parent / "runners"
 _FLINK_CHECKPOINT_INTERVAL_MS = 1000
+# Flink ends a streaming job only once its sources shut down, and Beam 2.62
+# then drops SDF residuals still waiting for their resume timer: keep the
+# Impulse up long enough for test-sized SDFs to finish.
+_FLINK_SOURCE_IDLE_SHUTDOWN_MS = 10_000
 _FLINK_START_TIMEOUT_S = 120.0
 _PRISM_START_TIMEOUT_S = 30.0
 
@@ -89,6 +98,14 @@ def _versions() -> dict:
             name, _, value = line.partition("=")
             versions[name.strip()] = value.strip()
     return versions
+
+
+def runner_params() -> list:
+    """``RUNNERS`` as ``pytest.param``s marked ``fnapi``/``prism``/``flink``,
+    for fixtures of a wider scope than the ``runner`` fixture."""
+    import pytest
+
+    return [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in RUNNERS]
 
 
 def runner_cache_dir() -> Path:
@@ -227,7 +244,7 @@ def pipeline_options(runner: str, *, streaming: bool = False, **extra) -> Pipeli
                 flink_job_server_jar=flink_job_server_jar(),
                 parallelism=1,
                 checkpointing_interval=_FLINK_CHECKPOINT_INTERVAL_MS,
-                shutdown_sources_after_idle_ms=1000,
+                shutdown_sources_after_idle_ms=_FLINK_SOURCE_IDLE_SHUTDOWN_MS,
             )
     flags["streaming"] = streaming
     flags.update(extra)

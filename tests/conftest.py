@@ -14,12 +14,10 @@ _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-from beam_runners import RUNNERS, stop_job_servers  # noqa: E402  (needs the path above)
-
-_MARKS = {"fnapi": pytest.mark.fnapi, "prism": pytest.mark.prism, "flink": pytest.mark.flink}
+from beam_runners import runner_params, stop_job_servers  # noqa: E402  (needs the path above)
 
 
-@pytest.fixture(params=[pytest.param(name, marks=_MARKS[name], id=name) for name in RUNNERS])
+@pytest.fixture(params=runner_params())
 def runner(request) -> str:
     """The name of a Beam runner; pass it to ``beam_runners.pipeline_options``."""
     return request.param

@@ -1,20 +1,12 @@
-"""The beam_runners API: options per runner, and a pipeline on each."""
+"""The beam_runners API (pipelines on each runner: test_runner_behaviour.py)."""
 
 from __future__ import annotations
 
-import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.testing.util import assert_that, equal_to
 
 import beam_runners
 from beam_runners import RUNNERS, pipeline_options
-
-
-def test_a_bounded_pipeline_runs_on_each_runner(runner):
-    with beam.Pipeline(options=pipeline_options(runner)) as pipeline:
-        squares = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * x)
-        assert_that(squares, equal_to([1, 4, 9]))
 
 
 def test_options_name_the_runner_and_carry_streaming(runner):
