@@ -18,7 +18,11 @@ source's rule is that no record is behind the watermark; a ``LATE`` pane
 would show otherwise.
 
 Database output: table ``event_time_counts`` (``--counts-table``) with one
-row per (window_start_us, action, key_prefix), replaced by each newer pane.
+row per (window_start_us, action, key_prefix), replaced by each newer pane:
+``changes`` is the newest count, ``on_time_changes`` the count when the
+watermark passed the window, so ``changes - on_time_changes`` records came
+late. (Prism also fires a LATE pane when a window expires, without new
+records: its count equals the on-time one.)
 File output: one JSON line per pane under ``--output``.
 """
 
@@ -103,7 +107,8 @@ class CountChanges(beam.PTransform):
 
 class _WriteCountsFn(beam.DoFn):
     """Upserts panes into a SQL table: a newer pane of a window replaces
-    the older (accumulated counts), so replays leave the same rows."""
+    the older (accumulated counts), keeping the on-time count, so replays
+    leave the same rows."""
 
     def __init__(self, url: str, table: str) -> None:
         self._url, self._table = url, table
@@ -122,6 +127,7 @@ class _WriteCountsFn(beam.DoFn):
             sa.Column("key_prefix", sa.Text, primary_key=True),
             sa.Column("window_end_us", sa.BigInteger, nullable=False),
             sa.Column("changes", sa.BigInteger, nullable=False),
+            sa.Column("on_time_changes", sa.BigInteger, nullable=False),
             sa.Column("pane", sa.Text, nullable=False),
             sa.Column("pane_index", sa.BigInteger, nullable=False),
         )
@@ -134,10 +140,12 @@ class _WriteCountsFn(beam.DoFn):
         match = sa.and_(table.c.window_start_us == row["window_start_us"], table.c.action == row["action"],
                         table.c.key_prefix == row["key_prefix"])
         with self._engine.begin() as conn:
-            held = conn.execute(sa.select(table.c.pane_index).where(match)).scalar()
-            if held is None or held <= row["pane_index"]:
-                conn.execute(sa.delete(table).where(match))
-                conn.execute(sa.insert(table), [row])
+            held = conn.execute(sa.select(table.c.pane_index, table.c.on_time_changes).where(match)).first()
+            if held is not None and held.pane_index > row["pane_index"]:
+                return ()  # a replay of an older pane
+            on_time = row["changes"] if row["pane"] != "LATE" else (0 if held is None else held.on_time_changes)
+            conn.execute(sa.delete(table).where(match))
+            conn.execute(sa.insert(table), [dict(row, on_time_changes=on_time)])
         return ()
 
     def teardown(self) -> None:
@@ -191,8 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=int, default=60, help="window length in seconds (default 60)")
     parser.add_argument("--allowed-lateness", type=int, default=600, help="seconds (default 600)")
     parser.add_argument("--prefix-length", type=int, default=2, help="key prefix length (default 2)")
-    parser.add_argument("--until-caught-up", action="store_true",
-                        help="end once everything written before the start is counted (default: run until stopped)")
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--until-caught-up", action="store_true",
+                      help="end once everything written before the start is counted (default: run until stopped)")
+    stop.add_argument("--stop-at", type=float, metavar="SECONDS",
+                      help="end each channel at its first change written at or after this time (s since the epoch)")
     parser.add_argument("--heartbeat-interval", type=float, default=2.0, help="seconds (default 2)")
     parser.add_argument("--heartbeat-timeout", type=float, default=300.0, help="seconds (default 300)")
     parser.add_argument("--log-level", default="WARNING", type=str.upper,
@@ -211,7 +222,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         read = ReadFromTunnel(
             endpoint=config.endpoint, instance=config.instance_name, table=args.table,
             tunnel=args.tunnel or f"{args.table}-counts", tunnel_type=args.tunnel_type,
-            stop_when_caught_up=args.until_caught_up, heartbeat_interval_s=args.heartbeat_interval,
+            stop_when_caught_up=args.until_caught_up, stop_at=args.stop_at, heartbeat_interval_s=args.heartbeat_interval,
             heartbeat_timeout_s=args.heartbeat_timeout,
         )
         count = CountChanges(args.window, args.allowed_lateness, args.prefix_length)

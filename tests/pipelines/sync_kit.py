@@ -54,7 +54,8 @@ class Writer(threading.Thread):
         # one-version deletes (another writer may have put a newer one since).
         self._versions: Dict[Tuple, int] = {}
         self.written = 0
-        self.kinds: Dict[str, int] = {}
+        self.kinds: Dict[str, int] = {}  # what the changes did, column by column
+        self.actions: Dict[str, int] = {}  # changes per action (one stream record each)
         self.error: Optional[BaseException] = None
 
     def run(self) -> None:
@@ -68,6 +69,9 @@ class Writer(threading.Thread):
                 for outcome in self._server.backend.tables.batch_write(list(batch.values())):
                     if isinstance(outcome, Exception):
                         raise outcome
+                for change in batch.values():
+                    action = {PUT: "put", UPDATE: "update", DELETE: "delete"}[change.action]
+                    self.actions[action] = self.actions.get(action, 0) + 1
                 self.written += len(batch)
                 time.sleep(self._pause_s)
         except BaseException as err:  # reported by the test

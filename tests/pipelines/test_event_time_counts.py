@@ -72,6 +72,7 @@ def test_counts_equal_the_writes_in_their_windows(server, tmp_path, output):
     for row in rows:
         got[(row["action"], row["key_prefix"])] += row["changes"]
         assert row["pane"] == "ON_TIME", row
+        assert output == "files" or row["on_time_changes"] == row["changes"]
         assert row["window_end_us"] - row["window_start_us"] == _WINDOW_S * 1_000_000
         assert row["window_start_us"] % (_WINDOW_S * 1_000_000) == 0
         assert (began - _WINDOW_S) * 1e6 <= row["window_start_us"] <= ended * 1e6
