@@ -72,49 +72,50 @@ class _Writer(threading.Thread):
         try:
             next_id = max(order_id for _, order_id in self._orders) + 1
             while time.time() < self._deadline:
-                batch: Dict[Tuple, RowChange] = {}
+                batch: Dict[Tuple, Tuple[RowChange, str]] = {}
                 while len(batch) < _BATCH:
-                    change, next_id = self._change(next_id)
-                    batch.setdefault(change.row.primary_key, change)
-                for outcome in self._server.backend.tables.batch_write(list(batch.values())):
+                    picked, next_id = self._change(next_id, batch)
+                    if picked is not None:
+                        batch[picked[0].row.primary_key] = picked
+                for outcome in self._server.backend.tables.batch_write([change for change, _ in batch.values()]):
                     if isinstance(outcome, Exception):
                         raise outcome
+                for _, kind in batch.values():
+                    self.kinds[kind] = self.kinds.get(kind, 0) + 1
                 time.sleep(0.05)
         except BaseException as err:  # reported by run_pipeline_demo
             self.error = err
 
-    def _count(self, kind: str) -> None:
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
-
-    def _change(self, next_id: int) -> Tuple[RowChange, int]:
+    def _change(self, next_id: int, batch: Dict) -> Tuple[Optional[Tuple[RowChange, str]], int]:
+        """A change and its kind; None when its order already changes in
+        ``batch`` (the service refuses one row twice in a batch)."""
         rng = self._rng
         roll = rng.random()
         if roll < 0.15:
             region = rng.choice(_REGIONS)
             self._orders.append((region, next_id))
-            self._count("new orders")
-            return _order(region, next_id, rng), next_id + 1
+            return (_order(region, next_id, rng), "new orders"), next_id + 1
         index = rng.randrange(len(self._orders))
         key = _key(*self._orders[index])
+        if key in batch:
+            return None, next_id
         ms = int(time.time() * 1000)
         if roll < 0.55:
-            self._count("status updates")
-            cells = (Cell("status", rng.choice(_STATUSES)),)
+            kind, cells = "status updates", (Cell("status", rng.choice(_STATUSES)),)
         elif roll < 0.7:
-            self._count("amount + note updates")
             self._notes[key] = ms
+            kind = "amount + note updates"
             cells = (Cell("amount", round(rng.uniform(5, 500), 2)), Cell("note", f"changed at {ms}", ms))
         elif roll < 0.8 and key in self._notes:
-            self._count("note deletes (one version)")
+            kind = "note deletes (one version)"
             cells = (Cell("note", None, self._notes.pop(key), CellOp.DELETE_ONE_VERSION),)
         elif roll < 0.9:
-            self._count("coupon deletes (all versions)")
-            cells = (Cell("coupon", None, None, CellOp.DELETE_ALL_VERSIONS),)
+            kind, cells = "coupon deletes (all versions)", (Cell("coupon", None, None, CellOp.DELETE_ALL_VERSIONS),)
         else:
             self._orders.pop(index)
-            self._count("order deletes")
-            return RowChange(DELETE, _TABLE, Row(key)), next_id
-        return RowChange(UPDATE, _TABLE, Row(key, cells)), next_id
+            self._notes.pop(key, None)
+            return (RowChange(DELETE, _TABLE, Row(key)), "order deletes"), next_id
+        return (RowChange(UPDATE, _TABLE, Row(key, cells)), kind), next_id
 
 
 def _order(region: str, order_id: int, rng: random.Random) -> RowChange:

@@ -30,6 +30,8 @@ def test_pipeline_demo_syncs_the_changing_table_and_proves_it(tmp_path):
     assert changes and int(changes.group(1)) > 0
     for kind in ("new orders", "status updates", "coupon deletes (all versions)", "order deletes"):
         assert kind in changes.group(2)
+    stream_read = [int(line.split()[-1]) for line in lines if line.startswith("orders_")]
+    assert len(stream_read) == 3 and sum(stream_read) == int(changes.group(1)), "each change read once"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == int(proof.group(1))
         full, stream, deleted = conn.execute(
