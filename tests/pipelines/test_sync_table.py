@@ -88,3 +88,20 @@ def test_verify_needs_a_bounded_run(server, tmp_path, capsys):
     with pytest.raises(SystemExit):
         sync_table.run(_args(server, tmp_path / "x.db", "--verify"))
     assert "--verify needs a bounded run" in capsys.readouterr().err
+
+
+def test_both_command_lines_answer_help_as_programs():
+    import subprocess
+    import sys
+
+    for module in ("pipelines.sync_table", "pipelines.event_time_counts"):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "--table" in done.stdout and "Beam pipeline option" in done.stdout
+
+
+def test_a_missing_table_is_named(server, tmp_path, capsys):
+    args = ["no_such_table" if arg == "orders" else arg for arg in _args(server, tmp_path / "x.db", "--until-caught-up")]
+    status = sync_table.run(args)
+    assert status == 2
+    assert "no_such_table" in capsys.readouterr().err
