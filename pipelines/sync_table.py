@@ -37,6 +37,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_tunnel import ReadFromTunnel
@@ -123,6 +124,22 @@ class SyncTable(beam.PTransform):
 
     def expand(self, records):
         return records | "ApplyChanges" >> beam.ParDo(self._fn)
+
+
+def _tally(result) -> str:
+    """", N changes applied, M skipped (already held)" from the job's
+    metrics, or "" where the runner does not report them."""
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(_METRICS))["counters"]
+    except Exception:  # a runner without metrics support: the count is a nicety
+        return ""
+    totals = {}
+    for counter in counters:
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (counter.committed or 0)
+    if not totals:
+        return ""
+    return (f": {totals.get('changes_applied', 0)} changes applied, "
+            f"{totals.get('changes_skipped', 0)} skipped (the target held them already)")
 
 
 def verify(config: TunnelConfig, table: str, url: str, target_table: str) -> Comparison:
@@ -248,9 +265,11 @@ def run(argv: Optional[Sequence[str]] = None, out=None) -> int:
                 heartbeat_timeout_s=args.heartbeat_timeout, max_bundle_records=args.max_bundle_records,
             )
             sync = SyncTable(args.target, args.target_table, key_schema, batch_size=args.batch_size)
-            with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
-                _ = pipeline | read | sync
-            print(f"sync of {args.table!r} into {args.target_table!r} ended", file=out, flush=True)
+            pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+            _ = pipeline | read | sync
+            result = pipeline.run()
+            result.wait_until_finish()
+            print(f"sync of {args.table!r} into {args.target_table!r} ended{_tally(result)}", file=out, flush=True)
         if args.verify or args.verify_only:
             comparison = verify(config, args.table, args.target, args.target_table)
             key_names = [name for name, _ in describe_table_schema(config, args.table).key_schema]

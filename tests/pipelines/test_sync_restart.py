@@ -58,3 +58,4 @@ def test_sigkill_mid_stream_then_restart_converges(server, tmp_path):
                             text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     assert "target equals source:" in second.stdout
+    print(second.stdout)  # the restart's tally: changes applied, and replays skipped
