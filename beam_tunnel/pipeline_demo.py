@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, List, Optional, TextIO, Tuple
+from typing import Dict, List, Optional, TextIO, Tuple
 
 from beam_tunnel.client import TunnelClient, TunnelType
 from beam_tunnel.emulator import EmulatorServer
