@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 NODE_DIR := tests/node
 
-.PHONY: demo test bench protos node chromium compat runners clean
+.PHONY: demo demo-worker test bench protos node chromium postgres compat runners clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,21 @@ chromium:
 		echo "chromium not found (install: apt-get update && apt-get install -y chromium): the monitor page tests will be skipped"; \
 	fi
 
+# PostgreSQL for the sync_table tests (they start a throwaway server with
+# initdb/pg_ctl). Installed once from Debian's packages (root with apt-get),
+# skipped when already there; elsewhere those tests skip with the install
+# command, and with CI=true a missing PostgreSQL fails them.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql for the sync_table tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			|| echo "postgresql could not be installed: the PostgreSQL tests will fail with CI=true, skip otherwise"; \
+	else \
+		echo "postgresql not found (install: apt-get update && apt-get install -y postgresql): the PostgreSQL tests will be skipped"; \
+	fi
+
 # The official Go and Java SDK programs (tests/compat), built once per version
 # of their sources into ~/.cache/beam_tunnel/compat; a no-op when cached.
 # Without Go or Java+Maven the official_sdk tests are skipped (fail under CI=true).
@@ -48,11 +63,16 @@ compat: $(VENV)/.installed
 runners:
 	tests/runners/install.sh
 
-test: $(VENV)/.installed node chromium compat runners
+test: $(VENV)/.installed node chromium postgres compat runners
 	$(PY) -m pytest
 
+# The main job: a Beam pipeline syncs a changing table into SQLite and proves
+# target == source. demo-worker is the earlier TunnelWorker demo.
 demo: $(VENV)/.installed
 	$(VENV)/bin/beam-tunnel demo
+
+demo-worker: $(VENV)/.installed
+	$(VENV)/bin/beam-tunnel demo-worker
 
 bench: $(VENV)/.installed compat
 	$(PY) benchmarks/codec_bench.py

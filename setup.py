@@ -31,6 +31,10 @@ _TEST_REQUIRES = [
 # needs nothing beyond the library's own dependencies.
 _MONITOR_REQUIRES = ["matplotlib>=3.5"]
 
+# pipelines/sync_table.py writes through SQLAlchemy (SQLite needs nothing
+# more); psycopg is the PostgreSQL driver the tests use.
+_PIPELINES_REQUIRES = ["SQLAlchemy>=2.0,<3", "psycopg[binary]>=3.1,<4"]
+
 setup(
     name="beam_tunnel",
     version="0.1.0",
@@ -38,7 +42,8 @@ setup(
     long_description=_LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["beam_tunnel", "beam_tunnel.*"]),
+    # pipelines/ ships too, so `--setup_file` gives remote workers its DoFns.
+    packages=find_packages(include=["beam_tunnel", "beam_tunnel.*", "pipelines", "pipelines.*"]),
     package_data={"beam_tunnel.protocol": ["*.proto"]},
     install_requires=[
         "apache-beam>=2.60,<3",
@@ -46,11 +51,12 @@ setup(
         "requests>=2.28",
     ],
     extras_require={
-        "test": _TEST_REQUIRES + _MONITOR_REQUIRES,
+        "test": _TEST_REQUIRES + _MONITOR_REQUIRES + _PIPELINES_REQUIRES,
         "monitor": _MONITOR_REQUIRES,
+        "pipelines": _PIPELINES_REQUIRES,
         # grpcio-tools 1.71 bundles protoc 29, whose generated code runs on
         # protobuf 5.29 and later.
-        "dev": _TEST_REQUIRES + _MONITOR_REQUIRES + ["grpcio-tools>=1.71,<1.72"],
+        "dev": _TEST_REQUIRES + _MONITOR_REQUIRES + _PIPELINES_REQUIRES + ["grpcio-tools>=1.71,<1.72"],
     },
     entry_points={"console_scripts": ["beam-tunnel=beam_tunnel.cli:main"]},
     classifiers=[

@@ -1,5 +1,7 @@
-"""The demo behind ``beam-tunnel demo`` / ``make demo``: a full-then-incremental
-tunnel read end to end on the embedded emulator, with no cloud account.
+"""The TunnelWorker demo behind ``beam-tunnel demo-worker`` / ``make
+demo-worker``: a full-then-incremental tunnel read end to end on the embedded
+emulator, with no cloud account. (The main job, ``beam-tunnel demo``, is the
+Beam pipeline of :mod:`beam_tunnel.pipeline_demo`.)
 
 What it does:
 
