@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 
@@ -35,6 +35,7 @@ class SlotSpec(NamedTuple):
       seed_us: the watermark the slot starts from.
       client_id: the tunnel client connected for the slot by the plan ("" to
         connect on first use), and ``connected_at`` when (wall seconds).
+      peers: the client ids the plan connected for all slots of this read.
     """
 
     tunnel_id: str
@@ -44,6 +45,7 @@ class SlotSpec(NamedTuple):
     seed_us: int
     client_id: str = ""
     connected_at: float = 0.0
+    peers: Tuple[str, ...] = ()
 
 
 def ensure_tunnel(client: TunnelClient, settings: ReadSettings) -> TunnelDescription:
@@ -121,6 +123,8 @@ class PlanSlotsFn(beam.DoFn):
                 )
                 for spec in specs
             ]
+            peers = tuple(spec.client_id for spec in specs)
+            specs = [spec._replace(peers=peers) for spec in specs]
         _LOGGER.info("[plan] tunnel %s (%s): %d channels, %d reader slots", description.tunnel.tunnel_id,
                      self._settings.tunnel, len(description.channels), len(specs))
         yield from specs

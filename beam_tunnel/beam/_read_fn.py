@@ -196,7 +196,7 @@ class _ReadSlotFnBase(beam.DoFn):
                         or time.monotonic() >= deadline
                     ):
                         break
-            finished = settings.bounded and self._bounded_done(call)
+            finished = settings.bounded and self._bounded_done(call, spec)
             final = call.state if not finished else _done(call.state)
             if not finished and not tracker.try_claim(final):
                 return
@@ -262,7 +262,7 @@ class _ReadSlotFnBase(beam.DoFn):
         if bound is not None:
             _advance(estimator, bound)
 
-    def _bounded_done(self, call: SlotCall) -> bool:
+    def _bounded_done(self, call: SlotCall, spec: SlotSpec) -> bool:
         if call.own_work_left():
             if call.state.waiting_since is not None:
                 call.state = dataclasses.replace(call.state, waiting_since=None)
@@ -278,13 +278,21 @@ class _ReadSlotFnBase(beam.DoFn):
         if state.waiting_since is None:
             call.state = dataclasses.replace(state, waiting_since=now)
             return False
-        # Only a slot holding a channel cut by stop_at (whose checkpoint stays
-        # before the cut, so consume points never show it covered) could wait
-        # forever on a slot that waits on it in turn: after the grace period
-        # it leaves, and whoever takes its channels skips what it emitted.
-        holds_cut = any(c.stopped for c in state.channels)
-        held_elsewhere = _tunnel_view.others_hold(description, waiting, state.client_id)
-        return holds_cut and held_elsewhere and now - state.waiting_since >= settings.closing_grace_s
+        # A slot holding a channel cut by stop_at (its checkpoint stays before
+        # the cut, so consume points never show it covered) could wait forever
+        # on a sibling slot that waits on it in turn. When everything it waits
+        # for is held by siblings of this read (alive: they were connected by
+        # the plan), it leaves after the grace period; whoever takes its
+        # channels skips what it emitted (_commits.Straddle). Channels held by
+        # any other client are waited for: a live one commits past the stop, a
+        # dead one's lease ends and the channel comes to a live slot.
+        holds_cut = settings.stop_at_us is not None and any(c.stopped for c in state.channels)
+        siblings = tuple(peer for peer in spec.peers if peer != state.client_id)
+        return (
+            holds_cut
+            and _tunnel_view.held_by(description, waiting, siblings)
+            and now - state.waiting_since >= settings.closing_grace_s
+        )
 
 
 def _done(state: SlotRestriction) -> SlotRestriction:

@@ -96,10 +96,7 @@ def uncovered(description: TunnelDescription, stop_us: Optional[int], client_id:
     return tuple(waiting)
 
 
-def others_hold(description: TunnelDescription, channel_ids, client_id: str) -> bool:
-    """True when every channel in ``channel_ids`` is held by another client."""
+def held_by(description: TunnelDescription, channel_ids, client_ids) -> bool:
+    """True when every channel in ``channel_ids`` is held by one of ``client_ids``."""
     by_id = {c.channel_id: c for c in description.channels}
-    return all(
-        by_id.get(cid) is not None and by_id[cid].client_id and by_id[cid].client_id != client_id
-        for cid in channel_ids
-    )
+    return all(by_id.get(cid) is not None and by_id[cid].client_id in client_ids for cid in channel_ids)

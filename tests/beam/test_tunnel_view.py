@@ -3,7 +3,7 @@ watermark bound and, for bounded reads, which channels are still open."""
 
 from __future__ import annotations
 
-from beam_tunnel.beam._tunnel_view import others_hold, uncovered, watermark_bound_us
+from beam_tunnel.beam._tunnel_view import held_by, uncovered, watermark_bound_us
 from beam_tunnel.client.models import ChannelInfo, ChannelStatus, ChannelType, TunnelDescription, TunnelInfo
 
 _CREATED_US = 1_700_000_000_000_000
@@ -53,5 +53,6 @@ def test_a_bounded_read_waits_for_channels_neither_finished_nor_committed_past_t
     )
     assert uncovered(description, stop, "me") == ("behind", "waiting", "base")
     assert uncovered(description, None, "me") == ("past", "behind", "waiting", "base")
-    assert others_hold(description, ("behind", "base"), "me")
-    assert not others_hold(description, ("behind", "waiting"), "me")
+    assert held_by(description, ("behind", "base"), ("other",))
+    assert not held_by(description, ("behind", "waiting"), ("other",)), "nobody holds a waiting channel"
+    assert not held_by(description, ("behind",), ("sibling",))
