@@ -204,15 +204,19 @@ def peak_rss_mb(endpoint: str, tunnel: str) -> float:
 
 def prism_latency(rate: int, seconds: float):
     """(p50, p99) ms from the emulator's write time to the record leaving the source on Prism."""
-    latencies = []
-    lock = threading.Lock()
-
     class Measure(beam.DoFn):
+        """Appends write->emit ms to a file: the DoFn runs in the SDK harness,
+        on a pickled copy, so a list here would never be seen."""
+
+        def __init__(self, path):
+            self._path = path
+
         def process(self, record):
-            with lock:
-                latencies.append(time.time() * 1000 - record.write_time_us / 1000)
+            with open(self._path, "a", encoding="ascii") as out:
+                out.write(f"{time.time() * 1000 - record.write_time_us / 1000:.3f}\n")
 
     with tempfile.TemporaryDirectory() as data_dir, EmulatorServer(data_dir=data_dir) as server:
+        log = os.path.join(data_dir, "latencies.txt")
         server.backend.tables.create_table("live", [PkColumn("shard", "INTEGER"), PkColumn("id", "STRING")],
                                            stream=StreamSpec(True, 24))
         pipeline = beam.Pipeline(options=prism_options(streaming=True))
@@ -221,12 +225,12 @@ def prism_latency(rate: int, seconds: float):
             | ReadFromTunnel(endpoint=server.endpoint, instance=server.instance_name,
                              access_key_id=server.access_key_id, access_key_secret=server.access_key_secret,
                              table="live", tunnel="live", tunnel_type="Stream", idle_wait_s=0.5)
-            | beam.ParDo(Measure())
+            | beam.ParDo(Measure(log))
         )
         result = pipeline.run()
         time.sleep(8)  # the pipeline starts and the slot takes its channel
-        with lock:
-            latencies.clear()
+        if os.path.exists(log):
+            os.remove(log)
         written, start = 0, time.time()
         while time.time() - start < seconds:
             batch = max(1, rate // 20)
@@ -235,6 +239,8 @@ def prism_latency(rate: int, seconds: float):
             time.sleep(max(0.0, start + written / rate - time.time()))
         time.sleep(3)
         result.cancel()
+        with open(log, encoding="ascii") as lines:
+            latencies = [float(line) for line in lines if line.strip()]
     ordered = sorted(latencies)
     if not ordered:
         return None

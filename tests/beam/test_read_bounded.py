@@ -155,3 +155,32 @@ def test_drain_stops_an_unbounded_read(server, tmp_path):
         _ = pipeline | read(server, "orders", "tail", tunnel_type="Stream") | beam.ParDo(RecordLog(log))
     assert time.time() - started < 60, "a drained unbounded read ends"
     assert read_log(log) == [], "truncate stops the read before it emits more"
+
+
+def _stall_once(record, _stalled=[]):  # noqa: B006 - a flag shared by the fused stage
+    if not _stalled:
+        _stalled.append(True)
+        time.sleep(4)  # longer than the 3 s lease: the service reclaims the slot's channels
+    return record
+
+
+def test_a_slot_that_lost_its_lease_reconnects_and_reads_on(server, tmp_path):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    make_table(server, "orders", partitions=2)
+    written = write(server, "orders", keys(1200))
+    log = str(tmp_path / "out.jsonl")
+    pipeline = beam.Pipeline(options=fnapi_options())
+    _ = (pipeline
+         | read(server, "orders", "lapse", tunnel_type="BaseData", num_slots=1, heartbeat_interval_s=0.5,
+                heartbeat_timeout_s=3.0)
+         | beam.Map(_stall_once) | beam.ParDo(RecordLog(log)))
+    result = pipeline.run()
+    result.wait_until_finish()
+    rows = read_log(log)
+    assert {(r[1], r[2]) for r in rows} == set(written), "nothing lost"
+    counters = {m.key.metric.name: m.committed
+                for m in result.metrics().query(MetricsFilter().with_namespace("ReadFromTunnel"))["counters"]}
+    assert counters.get("reconnects", 0) >= 1
+    # Re-read from the last commit: at most what was read since (a few batches).
+    assert len(rows) - len(written) <= 3 * 200
