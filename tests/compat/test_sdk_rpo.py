@@ -69,12 +69,14 @@ def test_sdk_consume_points_are_recent_never_future_and_monotonic(sdk, server):
     first = puts(keys("dq", 20))
     sdk.call("write", table="t", changes=first, **conn)
     sdk.wait_for_records([consumer], len(first))
-    time.sleep(1.0)  # a few checkpoint intervals: the channels are caught up
-
-    views = [sdk.call("describe", table="t", tunnel="inc", **conn)]
+    views = []
+    for _ in range(3):  # caught up: read to the end, then checkpointed
+        views.append(sdk.call("describe", table="t", tunnel="inc", **conn))
+        time.sleep(0.5)
     second = puts(keys("dq", 10, "x"))
     sdk.call("write", table="t", changes=second, **conn)
-    views.append(sdk.call("describe", table="t", tunnel="inc", **conn))  # new data, not yet checkpointed
+    # New data, not yet read or checkpointed (the worker's idle poll backs off).
+    views += [sdk.call("describe", table="t", tunnel="inc", **conn) for _ in range(3)]
     sdk.wait_for_records([consumer], len(first) + len(second))
     time.sleep(1.0)
     views.append(sdk.call("describe", table="t", tunnel="inc", **conn))
