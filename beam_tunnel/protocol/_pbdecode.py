@@ -13,8 +13,8 @@ Written for speed, because every tunnel record passes through it:
   batch mostly share their columns;
 * the per-byte CRC step is ``NEXT[crc][byte]``: two list lookups, which the
   interpreter specializes, cost less than an XOR, which it does not;
-* an INTEGER or DOUBLE gets its CRC with one table lookup per byte and no
-  loop;
+* an INTEGER or DOUBLE gets its CRC from its 8 bytes unpacked at once and
+  chained through NEXT, with no loop;
 * long values get their CRC from eight parity checks over the value as one
   big int instead of a loop per byte;
 * a batch of records is decoded in one call (:func:`decode_many`), so the
@@ -94,13 +94,15 @@ def _shift_table(zero_bytes: int) -> List[int]:
 
 
 _SHIFT8 = _shift_table(8)
-# _AT_DISTANCE[d][b]: what byte b adds to the CRC when d more bytes follow it
-# (linearity again), so the 8 bytes of an INTEGER or DOUBLE need one lookup
-# each instead of a loop.
-_AT_DISTANCE = [[_SHIFT_STATE[CRC8_TABLE[byte]] for byte in range(256)] for _SHIFT_STATE in map(_shift_table, range(8))]
 _EIGHT_BYTES = struct.Struct("<8B").unpack_from
 # NEXT[crc][byte] == CRC8_TABLE[crc ^ byte] (256 lists of 256: ~0.5 MB).
 _NEXT = [[CRC8_TABLE[state ^ byte] for byte in range(256)] for state in range(256)]
+# CRC8_TABLE is a bijection: UNDO[CRC8_TABLE[x]] == x, so a ^ b ==
+# UNDO[NEXT[a][b]], three list lookups that cost less than the XOR.
+_UNDO = [0] * 256
+for _index, _value in enumerate(CRC8_TABLE):
+    _UNDO[_value] = _index
+del _index, _value
 
 
 def _parity_crc_tables(max_bytes: int):
@@ -240,7 +242,7 @@ def decode_many(
     long_value = LONG_VALUE
     eight_bytes = _EIGHT_BYTES
     step = _NEXT
-    d1, d2, d3, d4, d5, d6, d7 = _AT_DISTANCE[1:]
+    undo = _UNDO
     # Per cell number in a row: (wire bytes from CELL to the end of the
     # name, name, name CRC, their length), from the previous row.
     headers: List[Optional[Tuple[bytes, str, int, int]]] = []
@@ -314,10 +316,7 @@ def decode_many(
                                 value, tag = (f64_tag if kind else i64_tag)(data, start + 1)
                                 pos = start + 9
                                 b0, b1, b2, b3, b4, b5, b6, b7 = eight_bytes(data, start + 1)
-                                crc = (
-                                    shift8[table[crc ^ kind]] ^ d7[b0] ^ d6[b1] ^ d5[b2] ^ d4[b3]
-                                    ^ d3[b4] ^ d2[b5] ^ d1[b6] ^ table[b7]
-                                )
+                                crc = step[step[step[step[step[step[step[step[step[crc][kind]][b0]][b1]][b2]][b3]][b4]][b5]][b6]][b7]
                             elif kind == 7:  # BLOB
                                 (length,) = u32(data, start + 1)
                                 pos = start + 5 + length
@@ -367,7 +366,7 @@ def decode_many(
                             ts_crc = timestamp_crcs_get(timestamp)
                             if ts_crc is None:
                                 ts_crc = _timestamp_entry(timestamp)
-                            crc = shift8[crc] ^ ts_crc
+                            crc = undo[step[shift8[crc]][ts_crc]]
                             pos += 9
                         if op is not put:
                             # The checksum takes the op after the timestamp; the wire, before.
