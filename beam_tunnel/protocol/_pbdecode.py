@@ -95,6 +95,7 @@ def _shift_table(zero_bytes: int) -> List[int]:
 
 _SHIFT8 = _shift_table(8)
 _EIGHT_BYTES = struct.Struct("<8B").unpack_from
+_GUESSED_CELLS = 64  # cells per row whose header decode_many guesses
 # NEXT[crc][byte] == CRC8_TABLE[crc ^ byte] (256 lists of 256: ~0.5 MB).
 _NEXT = [[CRC8_TABLE[state ^ byte] for byte in range(256)] for state in range(256)]
 # CRC8_TABLE is a bijection: UNDO[CRC8_TABLE[x]] == x, so a ^ b ==
@@ -245,7 +246,7 @@ def decode_many(
     undo = _UNDO
     # Per cell number in a row: (wire bytes from CELL to the end of the
     # name, name, name CRC, their length), from the previous row.
-    headers: List[Optional[Tuple[bytes, str, int, int]]] = []
+    headers: List[Optional[Tuple[bytes, str, int, int]]] = [None] * _GUESSED_CELLS
     rows: list = []
     index = 0
     pos = 0
@@ -278,7 +279,7 @@ def decode_many(
                 while True:
                     if tag == 3:  # CELL, then CELL_NAME len32 name
                         cell_start = pos
-                        known = headers[cell_number] if cell_number < len(headers) else None
+                        known = headers[cell_number] if cell_number < _GUESSED_CELLS else None
                         if known is not None and data[pos : pos + known[3]] == known[0]:
                             _, name, crc, length = known
                             pos += length
@@ -293,12 +294,8 @@ def decode_many(
                             raw = data[pos:end]
                             name, crc = names_get(raw) or _name_entry(raw)
                             pos = end
-                            if length <= 255:
-                                entry = (data[cell_start:end], name, crc, end - cell_start)
-                                if cell_number < len(headers):
-                                    headers[cell_number] = entry
-                                elif cell_number == len(headers):
-                                    headers.append(entry)
+                            if length <= 255 and cell_number < _GUESSED_CELLS:
+                                headers[cell_number] = (data[cell_start:end], name, crc, end - cell_start)
                         cell_number += 1
                         tag = data[pos]
                         value = None
