@@ -246,7 +246,9 @@ def decode_many(
     undo = _UNDO
     # Per cell number in a row: (wire bytes from CELL to the end of the
     # name, name, name CRC, their length), from the previous row.
-    headers: List[Optional[Tuple[bytes, str, int, int]]] = [None] * _GUESSED_CELLS
+    # (Only worth it across inputs: one input is usually one row.)
+    slots = _GUESSED_CELLS if len(inputs) > 1 else 0
+    headers: List[Optional[Tuple[bytes, str, int, int]]] = [None] * slots
     rows: list = []
     index = 0
     pos = 0
@@ -279,7 +281,7 @@ def decode_many(
                 while True:
                     if tag == 3:  # CELL, then CELL_NAME len32 name
                         cell_start = pos
-                        known = headers[cell_number] if cell_number < _GUESSED_CELLS else None
+                        known = headers[cell_number] if cell_number < slots else None
                         if known is not None and data[pos : pos + known[3]] == known[0]:
                             _, name, crc, length = known
                             pos += length
@@ -294,7 +296,7 @@ def decode_many(
                             raw = data[pos:end]
                             name, crc = names_get(raw) or _name_entry(raw)
                             pos = end
-                            if length <= 255 and cell_number < _GUESSED_CELLS:
+                            if length <= 255 and cell_number < slots:
                                 headers[cell_number] = (data[cell_start:end], name, crc, end - cell_start)
                         cell_number += 1
                         tag = data[pos]
