@@ -4,9 +4,11 @@ The same 50,000-row BaseData tunnel (~300-byte rows: a two-column key and
 five attribute columns, 4 channels) is read by the official Go TunnelDaemon,
 the official Java TunnelWorker (one warm JVM for all its runs) and
 ``beam_tunnel.TunnelWorker``, alternating, 3 runs each, each on a fresh
-tunnel over the same table. Every consumer reads every key and column value
-of every record and prints nothing per record. A run's time is from starting
-the worker to its last record; records/s = rows / that time.
+tunnel over the same table, after one untimed warm-up round (the emulator's
+page cache, the JVM's JIT). The order rotates every round so no consumer
+always runs first. Every consumer reads every key and column value of every
+record and prints nothing per record. A run's time is from starting the
+worker to its last record; records/s = rows / that time.
 
 The emulator runs in a child process (so it shares no interpreter lock with
 the Python worker); the Go and Java programs are tests/compat/go and
@@ -160,16 +162,19 @@ def main() -> int:
             programs["go"] = SdkProgram("go", sdk_build.go_program())
             programs["java"] = SdkProgram("java", sdk_build.java_program())
             rates: Dict[str, List[float]] = {"go": [], "java": [], "python": []}
-            for run in range(1, args.runs + 1):
-                for name in ("go", "java", "python"):
+            names = list(rates)
+            for run in range(args.runs + 1):
+                for name in names[run % 3 :] + names[: run % 3]:
                     tunnel_id = client.create_tunnel(TABLE, f"{name}-{run}", "BaseData")
                     if name == "python":
                         elapsed = _python_run(client, tunnel_id, args.rows)
                     else:
                         elapsed = _sdk_run(programs[name], connection, tunnel_id, args.rows)
-                    rates[name].append(args.rows / elapsed)
-                    print(f"run {run} {name:>6}: {args.rows} records in {elapsed:6.2f} s = {args.rows / elapsed:8.0f} records/s",
-                          flush=True)
+                    label = "warm-up" if run == 0 else f"run {run}"
+                    if run:
+                        rates[name].append(args.rows / elapsed)
+                    print(f"{label:>7} {name:>6}: {args.rows} records in {elapsed:6.2f} s = "
+                          f"{args.rows / elapsed:8.0f} records/s", flush=True)
             medians = {name: statistics.median(values) for name, values in rates.items()}
             for name, median in medians.items():
                 print(f"median {name:>6}: {median:8.0f} records/s")

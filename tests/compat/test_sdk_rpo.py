@@ -51,15 +51,6 @@ def _check_rule(views, language, started_ms):
         assert points == sorted(points), f"channel {channel}: consume point moved back: {points}"
 
 
-# Not silent: until the emulator's consume-point fix (issue 9 item 5, branch
-# `fidelity`) is merged, a caught-up channel reports "now" and then jumps
-# back to its last checkpoint when new data lands, so the monotonic check
-# fails. Remove this mark once that fix is on main.
-@pytest.mark.xfail(
-    reason="issue 9 item 5: consume point jumps back to the last checkpoint (fix pending on branch fidelity)",
-    raises=AssertionError,
-    strict=False,
-)
 def test_sdk_consume_points_are_recent_never_future_and_monotonic(sdk, server):
     conn = connection(server)
     make_table(server, "t", split_points=("m",))
@@ -69,12 +60,14 @@ def test_sdk_consume_points_are_recent_never_future_and_monotonic(sdk, server):
     first = puts(keys("dq", 20))
     sdk.call("write", table="t", changes=first, **conn)
     sdk.wait_for_records([consumer], len(first))
-    time.sleep(1.0)  # a few checkpoint intervals: the channels are caught up
-
-    views = [sdk.call("describe", table="t", tunnel="inc", **conn)]
+    views = []
+    for _ in range(3):  # caught up: read to the end, then checkpointed
+        views.append(sdk.call("describe", table="t", tunnel="inc", **conn))
+        time.sleep(0.5)
     second = puts(keys("dq", 10, "x"))
     sdk.call("write", table="t", changes=second, **conn)
-    views.append(sdk.call("describe", table="t", tunnel="inc", **conn))  # new data, not yet checkpointed
+    # New data, not yet read or checkpointed (the worker's idle poll backs off).
+    views += [sdk.call("describe", table="t", tunnel="inc", **conn) for _ in range(3)]
     sdk.wait_for_records([consumer], len(first) + len(second))
     time.sleep(1.0)
     views.append(sdk.call("describe", table="t", tunnel="inc", **conn))

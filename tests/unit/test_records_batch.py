@@ -81,11 +81,13 @@ def test_long_values_round_trip(length):
     assert records[2].columns[0].value == text and records[2].columns[1].value == blob
 
 
-@pytest.mark.parametrize("length", [LONG_VALUE + 10, 5000])
-def test_a_flipped_bit_in_a_long_value_fails_its_cell_checksum(length):
-    good = encode_row(_row(0, [Cell("text", "y" * length, 9)]))
+@pytest.mark.parametrize("value", ["y" * (LONG_VALUE + 10), "y" * 5000, -(2**62) + 12345, 2.5e-300])
+def test_a_flipped_bit_in_a_value_fails_its_cell_checksum(value):
+    # Long values, INTEGERs and DOUBLEs have checksum paths of their own.
+    good = encode_row(_row(0, [Cell("text", value, 9)]))
     bad = bytearray(good)
-    bad[len(bad) // 2] ^= 0x10
+    payload = good.index(b"text") + len(b"text") + 6  # CELL_VALUE, its length, the type byte
+    bad[payload + (len(value) // 2 if isinstance(value, str) else 3)] ^= 0x10
     with pytest.raises(PlainBufferError, match="record 1 .* field record: cell checksum mismatch") as info:
         decode_records(_wire([(1, good, None), (1, bytes(bad), None)]), "c")
     assert info.value.cell == "text"

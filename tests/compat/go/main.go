@@ -36,13 +36,13 @@ type command struct {
 	Create  bool            `json:"create"`
 	Changes [][]interface{} `json:"changes"`
 
-	TunnelID     string  `json:"tunnel_id"`
-	Expect       int64   `json:"expect"`
-	TimeLimitS   float64 `json:"time_limit_s"`
-	HeartbeatS   float64 `json:"heartbeat_s"`
-	CheckpointS  float64 `json:"checkpoint_s"`
-	Emit         *bool   `json:"emit"`
-	Target       string  `json:"target"`
+	TunnelID    string  `json:"tunnel_id"`
+	Expect      int64   `json:"expect"`
+	TimeLimitS  float64 `json:"time_limit_s"`
+	HeartbeatS  float64 `json:"heartbeat_s"`
+	CheckpointS float64 `json:"checkpoint_s"`
+	Emit        *bool   `json:"emit"`
+	Target      string  `json:"target"`
 }
 
 // output serialises report lines from concurrent goroutines.
