@@ -167,13 +167,17 @@ class _ReadSlotFnBase(beam.DoFn):
             deadline = started + settings.max_bundle_seconds
             records = size = idle_rounds = 0
             idle_deadline = None
+            nothing_to_read = False
             while True:
                 batch = call.next_batch()
                 if batch is None:
                     now = time.monotonic()
                     if idle_deadline is None:
                         idle_deadline = min(deadline, now + settings.idle_wait_s)
-                    if now >= idle_deadline or not call.own_work_left():
+                    if not call.own_work_left():
+                        nothing_to_read = True
+                        break
+                    if now >= idle_deadline:
                         break
                     time.sleep(min(_IDLE_BACKOFF.delay(idle_rounds, 0.5), max(0.0, idle_deadline - now)))
                     idle_rounds += 1
@@ -190,18 +194,23 @@ class _ReadSlotFnBase(beam.DoFn):
                     yield from self._emit(batch, estimator)
                     records += len(batch.records)
                     size += batch.size_bytes
-                    if (
-                        records >= settings.max_bundle_records
-                        or size >= settings.max_bundle_bytes
-                        or time.monotonic() >= deadline
-                    ):
-                        break
+                if (
+                    records >= settings.max_bundle_records
+                    or size >= settings.max_bundle_bytes
+                    or time.monotonic() >= deadline
+                ):
+                    break
             finished = settings.bounded and self._bounded_done(call, spec)
             final = call.state if not finished else _done(call.state)
             if not finished and not tracker.try_claim(final):
                 return
             claimed_commits.update(pending)
             self._advance_watermark(client, estimator)
+            if not finished and nothing_to_read:
+                # Nothing to read at all (no channel assigned yet, or a bounded
+                # read waiting for others): wait here too, since FnApiRunner
+                # ignores the resume delay and would call again at once.
+                time.sleep(max(0.0, min(settings.idle_wait_s, deadline - time.monotonic())))
         finally:
             if claimed_commits or finished or straddles:
                 finalizer.register(CommitOnFinalize(
