@@ -31,7 +31,15 @@ from beam_tunnel.errors import PlainBufferError, ProtocolError
 from beam_tunnel.protocol import _pbdecode
 from beam_tunnel.protocol.rows import CellOp, PrimaryKey, SequenceInfo, Value
 
-__all__ = ["Action", "ColumnOp", "Column", "ChangeRecord", "CorruptRecord", "decode_records", "decode_records_keeping_corrupt"]
+__all__ = [
+    "Action",
+    "ColumnOp",
+    "Column",
+    "ChangeRecord",
+    "CorruptRecord",
+    "decode_records",
+    "decode_records_keeping_corrupt",
+]
 
 
 class Action(str, enum.Enum):

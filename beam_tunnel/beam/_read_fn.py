@@ -48,7 +48,6 @@ from beam_tunnel.beam._settings import ReadSettings
 from beam_tunnel.beam._slot import SlotCall
 from beam_tunnel.client.models import ChannelType, TunnelType
 from beam_tunnel.errors import TunnelError
-from beam_tunnel.records import CorruptRecord
 from beam_tunnel.worker.polling import PollBackoff
 
 _LOGGER = logging.getLogger(__name__)
