@@ -215,6 +215,8 @@ class CommitOnFinalize:
             self._ran = True
         for straddle in self._straddles:
             _record_straddle(self._tunnel_id, straddle)
+        if not self._commits and not self._shutdown:
+            return
         try:
             client = self._client_factory()
             for commit in self._commits:

@@ -211,11 +211,13 @@ class _ReadSlotFnBase(beam.DoFn):
                 # ignores the resume delay and would call again at once.
                 time.sleep(max(0.0, min(settings.idle_wait_s, deadline - time.monotonic())))
         finally:
-            if claimed_commits or finished or straddles:
-                finalizer.register(CommitOnFinalize(
-                    self._ensure_client, call.state.tunnel_id, call.state.client_id,
-                    list(claimed_commits.values()), shutdown=finished, straddles=straddles,
-                ))
+            # Registered on every call, even with nothing to commit: Prism
+            # finalizes every bundle of a stage that can finalize, and the SDK
+            # harness keeps a bundle for that only when it registered a callback.
+            finalizer.register(CommitOnFinalize(
+                self._ensure_client, call.state.tunnel_id, call.state.client_id,
+                list(claimed_commits.values()), shutdown=finished, straddles=straddles,
+            ))
         if finished:
             tracker.try_claim(_done(call.state))
             _LOGGER.info("[slot %d] bounded read of tunnel %s finished", spec.slot, spec.tunnel_id)
