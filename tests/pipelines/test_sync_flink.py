@@ -25,7 +25,7 @@ from beam_tunnel.client import TunnelClient
 from pipelines._source_rows import source_rows
 
 _REPO = Path(__file__).resolve().parents[2]
-_RUN_TIMEOUT_S = 420  # job server start (a JVM, 20-40 s), the run, 10 s idle shutdown, verify
+_RUN_TIMEOUT_S = 420  # job server start (a JVM, 20-40 s), the run, the README's 60 s idle shutdown, verify
 _EXIT_WAIT_S = 15
 
 
