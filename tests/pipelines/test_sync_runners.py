@@ -19,9 +19,7 @@ from beam_tunnel.client import TunnelClient
 from pipelines import event_time_counts, sync_table
 from pipelines._source_rows import source_rows
 
-# Flink is left out: its job server here (Beam 2.62) drops or delays
-# self-checkpointing SDF residuals (README "Beam runners"), and a sync on it
-# ends with changes missing; with a 2.76+ job server it would belong here.
+# Flink: test_sync_flink.py runs the README's Flink command line as a user would.
 _REAL_RUNNERS = [pytest.param("prism", marks=pytest.mark.prism, id="prism")]
 
 
