@@ -5,6 +5,7 @@ must refuse (answer None), so the Python decoder reports the error, and the
 public ``decode_many`` must raise exactly what the Python decoder raises.
 """
 
+import gc
 import os
 import struct
 from collections import UserList
@@ -210,3 +211,19 @@ def test_any_nonzero_boolean_byte_is_true_and_checksummed_as_1(byte):
     (row,) = _C.decode_many([bytes(data)], *ROW)
     assert row.cells[0].value is True
     assert _check([bytes(data)], ROW, must_decode=True)[0] == "rows"
+
+
+def test_decoded_tuples_are_left_to_refcounting_unless_they_can_hold_attributes():
+    # Immutable tuples of atomic values cannot be in a reference cycle, so C
+    # builds them untracked by the cycle collector (see new_tuple in the C file).
+    row = Row((("k", INF_MIN),), (Cell("v", "x", 1),), sequence=SequenceInfo(1, 2, 3))
+    (decoded,) = _C.decode_many([encode_row(row)], *ROW)
+    for obj in (decoded, decoded.primary_key, decoded.primary_key[0], decoded.cells, decoded.cells[0], decoded.sequence):
+        assert not gc.is_tracked(obj)
+
+    class Annotated(Cell):  # no __slots__: instances have a __dict__
+        pass
+
+    (decoded,) = _C.decode_many([encode_row(row)], False, True, Annotated, _pbdecode.CELL_OPS, CellOp.PUT, Row)
+    assert type(decoded.cells[0]) is Annotated and gc.is_tracked(decoded.cells[0])
+    decoded.cells[0].back = decoded  # a cycle the collector must see
