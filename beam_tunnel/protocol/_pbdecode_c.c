@@ -198,14 +198,20 @@ decode_many(PyObject *module, PyObject *args)
 
     NameSlot slots[NAME_SLOTS];
     memset(slots, 0, sizeof(slots));
+    PyObject *input_tuple = NULL;
     PyObject *rows = PyList_New(0);
     PyObject *keys = NULL, *cells = NULL, *value = NULL, *timestamp = NULL;
     if (rows == NULL) {
         goto give_up;
     }
-    /* A list or tuple: the caller's reference keeps its items alive. */
-    Py_ssize_t input_count = PySequence_Fast_GET_SIZE(inputs);
-    PyObject **input_items = PySequence_Fast_ITEMS(inputs);
+    /* A tuple keeps the inputs alive (the name slots point into them) even
+     * if code run by a garbage collection changed the caller's list. */
+    input_tuple = PyList_CheckExact(inputs) ? PyList_AsTuple(inputs) : Py_NewRef(inputs);
+    if (input_tuple == NULL) {
+        goto give_up;
+    }
+    Py_ssize_t input_count = PyTuple_GET_SIZE(input_tuple);
+    PyObject **input_items = &PyTuple_GET_ITEM(input_tuple, 0);
     for (Py_ssize_t index = 0; index < input_count; index++) {
         PyObject *input = input_items[index];
         if (!PyBytes_CheckExact(input)) {
@@ -515,6 +521,7 @@ decode_many(PyObject *module, PyObject *args)
     for (int i = 0; i < NAME_SLOTS; i++) {
         Py_XDECREF(slots[i].name);
     }
+    Py_DECREF(input_tuple);
     return rows;
 
 give_up:
@@ -526,6 +533,7 @@ give_up:
     Py_XDECREF(cells);
     Py_XDECREF(value);
     Py_XDECREF(timestamp);
+    Py_XDECREF(input_tuple);
     for (int i = 0; i < NAME_SLOTS; i++) {
         Py_XDECREF(slots[i].name);
     }
