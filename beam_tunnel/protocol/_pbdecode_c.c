@@ -147,7 +147,7 @@ build_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t count)
 }
 
 static PyObject *
-configure(PyObject *module, PyObject *args)
+configure(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *seq, *low, *high, *auto_inc;
     if (!PyArg_ParseTuple(args, "OOOO:configure", &seq, &low, &high, &auto_inc)) {
@@ -181,7 +181,7 @@ static const unsigned char SEQ_ONLY_START[11] = {0x0b, 0x18, 0x00, 0x00, 0x00, 0
     } while (0)
 
 static PyObject *
-decode_many(PyObject *module, PyObject *args)
+decode_many(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *inputs, *cell_type_obj, *ops, *put, *row_type_obj;
     int pk_optional, single;
@@ -248,11 +248,12 @@ decode_many(PyObject *module, PyObject *args)
                     if (data[pos + 1] != 4) {
                         goto give_up;
                     }
-                    Py_ssize_t length = (Py_ssize_t)read_u32(data + pos + 2);
+                    uint32_t wire_length = read_u32(data + pos + 2);
                     pos += 6;
-                    if (length > size - pos) {
+                    if ((size_t)wire_length > (size_t)(size - pos)) { /* unsigned: right on 32-bit too */
                         goto give_up;
                     }
+                    Py_ssize_t length = (Py_ssize_t)wire_length;
                     const unsigned char *raw = data + pos;
                     PyObject *name; /* borrowed from a slot, or owned in fresh_name */
                     PyObject *fresh_name = NULL;
@@ -298,11 +299,12 @@ decode_many(PyObject *module, PyObject *args)
                                 Py_XDECREF(fresh_name);
                                 goto give_up;
                             }
-                            Py_ssize_t value_length = (Py_ssize_t)read_u32(data + start + 1);
-                            if (value_length > size - (start + 5)) {
+                            uint32_t wire_length = read_u32(data + start + 1);
+                            if ((size_t)wire_length > (size_t)(size - (start + 5))) {
                                 Py_XDECREF(fresh_name);
                                 goto give_up;
                             }
+                            Py_ssize_t value_length = (Py_ssize_t)wire_length;
                             pos = start + 5 + value_length;
                             if (kind == 3) {
                                 value = PyUnicode_DecodeUTF8((const char *)data + start + 5, value_length, NULL);
@@ -551,7 +553,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_pbdecode_c", "Optional C twin of beam_tunnel.protocol._pbdecode.decode_many.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_pbdecode_c",
+    .m_doc = "Optional C twin of beam_tunnel.protocol._pbdecode.decode_many.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC
