@@ -2,7 +2,7 @@
 
 import os
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,6 +45,11 @@ setup(
     # pipelines/ ships too, so `--setup_file` gives remote workers its DoFns.
     packages=find_packages(include=["beam_tunnel", "beam_tunnel.*", "pipelines", "pipelines.*"]),
     package_data={"beam_tunnel.protocol": ["*.proto"]},
+    # The PlainBuffer decoder's C twin: optional, so an install without a
+    # compiler still works (and decodes in pure Python).
+    ext_modules=[
+        Extension("beam_tunnel.protocol._pbdecode_c", ["beam_tunnel/protocol/_pbdecode_c.c"], optional=True),
+    ],
     install_requires=[
         "apache-beam>=2.60,<3",
         "protobuf>=5.29,<7",
