@@ -8,7 +8,7 @@ NODE_DIR := tests/node
 
 .PHONY: demo demo-worker test bench protos node chromium postgres compat runners clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py beam_tunnel/protocol/_pbdecode_c.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
