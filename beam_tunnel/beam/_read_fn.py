@@ -60,6 +60,9 @@ _RESUME_DELAY = Duration(seconds=1)
 """Whole seconds: Flink rounds sub-second delays down to 0. Only used after
 an idle call, which already waited ``idle_wait_s`` inside ``process()``."""
 
+_NOTHING_TO_READ_WAIT_S = 0.2
+"""Wait of a call that holds no readable channel: short, see _process."""
+
 _IDLE_BACKOFF = PollBackoff(initial_s=0.02, multiplier=2.0, max_s=0.25, jitter=0.0)
 """Polls inside one idle call: first re-read after 20 ms, then up to 4/s."""
 
@@ -207,9 +210,11 @@ class _ReadSlotFnBase(beam.DoFn):
             self._advance_watermark(client, estimator)
             if not finished and nothing_to_read:
                 # Nothing to read at all (no channel assigned yet, or a bounded
-                # read waiting for others): wait here too, since FnApiRunner
-                # ignores the resume delay and would call again at once.
-                time.sleep(max(0.0, min(settings.idle_wait_s, deadline - time.monotonic())))
+                # read waiting for others): wait a little, since FnApiRunner
+                # ignores the resume delay and would call again at once. A
+                # little: FnApiRunner runs the slots one after another, so this
+                # wait holds up the slots that do have work.
+                time.sleep(max(0.0, min(settings.idle_wait_s, _NOTHING_TO_READ_WAIT_S, deadline - time.monotonic())))
         finally:
             # Registered on every call, even with nothing to commit: Prism
             # finalizes every bundle of a stage that can finalize, and the SDK
