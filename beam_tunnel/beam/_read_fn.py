@@ -60,6 +60,23 @@ _RESUME_DELAY = Duration(seconds=1)
 """Whole seconds: Flink rounds sub-second delays down to 0. Only used after
 an idle call, which already waited ``idle_wait_s`` inside ``process()``."""
 
+class _BusyMark:
+    """When a slot of this process last emitted records."""
+
+    _RECENT_S = 1.0
+
+    def __init__(self) -> None:
+        self._last = float("-inf")
+
+    def mark(self) -> None:
+        self._last = time.monotonic()
+
+    def recent(self) -> bool:
+        return time.monotonic() - self._last < self._RECENT_S
+
+
+_BUSY = _BusyMark()
+
 _NOTHING_TO_READ_WAIT_S = 0.2
 """Wait of a call that holds no readable channel: short, see _process."""
 
@@ -175,7 +192,7 @@ class _ReadSlotFnBase(beam.DoFn):
                 if batch is None:
                     now = time.monotonic()
                     if idle_deadline is None:
-                        idle_deadline = min(deadline, now + settings.idle_wait_s)
+                        idle_deadline = min(deadline, now + self._idle_budget(settings.idle_wait_s))
                     if not call.own_work_left():
                         nothing_to_read = True
                         break
@@ -194,6 +211,7 @@ class _ReadSlotFnBase(beam.DoFn):
                     if batch.straddle is not None:
                         straddles.append(batch.straddle)
                     yield from self._emit(batch, estimator)
+                    _BUSY.mark()
                     records += len(batch.records)
                     size += batch.size_bytes
                 if (
@@ -214,7 +232,7 @@ class _ReadSlotFnBase(beam.DoFn):
                 # ignores the resume delay and would call again at once. A
                 # little: FnApiRunner runs the slots one after another, so this
                 # wait holds up the slots that do have work.
-                time.sleep(max(0.0, min(settings.idle_wait_s, _NOTHING_TO_READ_WAIT_S, deadline - time.monotonic())))
+                time.sleep(max(0.0, min(self._idle_budget(_NOTHING_TO_READ_WAIT_S), deadline - time.monotonic())))
         finally:
             # Registered on every call, even with nothing to commit: Prism
             # finalizes every bundle of a stage that can finalize, and the SDK
@@ -254,6 +272,15 @@ class _ReadSlotFnBase(beam.DoFn):
             stamp = Timestamp(micros=watermark_us) if watermark_us is not None else Timestamp(micros=int(now_us))
             for corrupt in batch.corrupt:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, TimestampedValue(corrupt, stamp))
+
+    @staticmethod
+    def _idle_budget(wait_s: float) -> float:
+        """How long an idle call may wait. FnApiRunner runs the slots of a
+        worker one after another, so while another slot of this process is
+        emitting, an idle one must not hold it up; when none is, waiting is
+        what keeps an idle source from spinning (that runner ignores resume
+        delays)."""
+        return 0.0 if _BUSY.recent() else wait_s
 
     def _stream_channel(self, channel_id: str) -> bool:
         settings = self._settings
