@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Sequence, Tuple
 
 from apache_beam.metrics import Metrics
 
@@ -236,8 +236,3 @@ def commit_position(tunnel_id: str, channel_id: str) -> int:
     """Shortcut for the slot: the last position this process stored."""
     return COMMIT_BOOK.committed_position(tunnel_id, channel_id)
 
-
-def pending(commits: Dict[str, Commit], channel_id: str, token: Optional[str], position: int) -> None:
-    """Record (in place) the latest commit owed for a channel in this call."""
-    if token is not None:
-        commits[channel_id] = Commit(channel_id, token, position)

@@ -50,7 +50,6 @@ class ChannelCursor:
       closing_since: wall-clock seconds when the service asked for the channel
         back (CLOSING), or None; the answer waits for the last emitted batch
         to be committed, for a bounded time.
-      last_event_us: event time of the last record emitted from the channel.
       owes_answer: the state changed locally (CLOSE or TERMINATED v+1) and
         the next heartbeat, due at once, reports it.
     """
@@ -61,7 +60,6 @@ class ChannelCursor:
     batches: int = 0
     stopped: bool = False
     closing_since: Optional[float] = None
-    last_event_us: int = 0
     owes_answer: bool = False
 
     @property
@@ -142,7 +140,6 @@ class SlotRestrictionCoder(Coder):
                 c.batches,
                 c.stopped,
                 c.closing_since,
-                c.last_event_us,
                 c.owes_answer,
             ]
             for c in value.channels
@@ -175,11 +172,10 @@ class SlotRestrictionCoder(Coder):
                     batches=batches,
                     stopped=stopped,
                     closing_since=closing_since,
-                    last_event_us=last_event_us,
                     owes_answer=owes_answer,
                 )
                 for (cid, cversion, status, progress, token, opened_ms, batches, stopped, closing_since,
-                     last_event_us, owes_answer) in channels
+                     owes_answer) in channels
             )
         except (ValueError, TypeError, UnicodeDecodeError) as error:
             raise ValueError(

@@ -277,10 +277,9 @@ class SlotCall:
         if not records and not corrupt and result.next_token == cursor.token and not stopped:
             return None  # nothing new
         new_token = cursor.token if truncated else result.next_token
-        last_event = records[-1][1] if records else cursor.last_event_us
         new_cursor = dataclasses.replace(
             cursor, token=new_token, batches=cursor.batches + 1,
-            stopped=cursor.stopped or stopped, last_event_us=last_event,
+            stopped=cursor.stopped or stopped,
         )
         self._replace(new_cursor)
         if self._reader is not None and not caught_up and new_cursor.readable and new_token != FINISHED_TOKEN:

@@ -24,7 +24,6 @@ _cursors = st.builds(
     batches=st.integers(0, 2**30),
     stopped=st.booleans(),
     closing_since=_times,
-    last_event_us=st.integers(0, 2**62),
     owes_answer=st.booleans(),
 )
 _slots = st.builds(
